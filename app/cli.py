@@ -1,0 +1,151 @@
+"""The `marquee` command line: data -> eval (later train, index, serve, worker, bench).
+
+Expected failures (bad data, bad arguments) print one clear line and exit non-zero;
+tracebacks are reserved for bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import runpy
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import Progress
+from rich.table import Table
+
+from app.settings import get_settings
+from catalog.errors import DataError
+from catalog.sources import RATING_DATASETS
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="Marquee: an LLM-augmented conversational movie recommender.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
+eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
+
+
+class UsageError(Exception):
+    """A bad argument the user can fix; shown without a traceback."""
+
+
+def _datasets(dataset: str) -> list[str]:
+    if dataset == "all":
+        return list(RATING_DATASETS)
+    if dataset not in RATING_DATASETS:
+        raise UsageError(f"unknown dataset '{dataset}'; choose all or one of {RATING_DATASETS}")
+    return [dataset]
+
+
+@data_app.command("prepare")
+def data_prepare(
+    dataset: str = typer.Option("all", help="all, ml-latest-small or ml-100k"),
+    rebuild: bool = typer.Option(False, help="Re-read raw files even if tables exist."),
+) -> None:
+    """Build the normalized Parquet tables (items, users, events with labels)."""
+    from catalog.tables import catalog_dir, load_catalog
+
+    settings = get_settings()
+    names = _datasets(dataset)
+    table = Table("dataset", "version", "items", "users", "events", "with overview", "folder")
+    with Progress(transient=True) as progress:
+        task = progress.add_task("preparing catalogs", total=len(names))
+        for name in names:
+            progress.update(task, description=f"preparing {name}")
+            cat = load_catalog(name, settings, rebuild=rebuild)
+            table.add_row(
+                name, cat.version, f"{len(cat.items):,}", f"{len(cat.users):,}",
+                f"{len(cat.events):,}", f"{int((cat.items['overview'] != '').sum()):,}",
+                str(catalog_dir(name, settings)),
+            )  # fmt: skip
+            progress.advance(task)
+    console.print(table)
+
+
+@data_app.command("split")
+def data_split(dataset: str = typer.Option("ml-latest-small")) -> None:
+    """Show LOO-full and temporal split statistics."""
+    from catalog.tables import load_catalog
+    from evaluation.splits import loo_full, temporal_split
+
+    (name,) = _datasets(dataset)
+    cat = load_catalog(name, get_settings())
+    for split in (loo_full(cat.events, name), temporal_split(cat.events, name)):
+        table = Table("statistic", "value", title=f"{split.name} on {name}")
+        for key, value in split.stats.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        console.print(table)
+
+
+@eval_app.command("baselines")
+def eval_baselines(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
+    models: str = typer.Option("", help="Comma-separated subset (default: all)."),
+    out: Path = typer.Option(None, help="Report folder (default: <artifacts>/reports)."),
+) -> None:
+    """Tune every baseline on validation, test it, and write Markdown + JSON + PNG."""
+    from evaluation.baseline_run import run_baselines
+
+    (name,) = _datasets(dataset)
+    settings = get_settings()
+    chosen = [m.strip() for m in models.split(",") if m.strip()] or None
+    command = "marquee " + shlex.join(sys.argv[1:])
+    try:
+        report = run_baselines(name, settings, chosen, command=command)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    folder = out or Path(settings.artifacts_dir) / "reports"
+    paths = report.save(folder, f"baselines-{name}")
+    console.print(report.stats_markdown())
+    table = Table("model", "params", "Recall@10", "NDCG@10", "MRR@10", "AUC", "Cov@10",
+                  title="LOO-full test (params tuned on validation)")  # fmt: skip
+    for r in report.results:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "iterations")
+        table.add_row(r.name, params or "-", *(f"{r.test[m]:.4f}" for m in
+                      ("recall@10", "ndcg@10", "mrr@10", "auc", "coverage@10")))  # fmt: skip
+    console.print(table)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+@app.command("bench")
+def bench(name: str = typer.Argument(..., help="Benchmark under bench/, e.g. quality")) -> None:
+    """Run a benchmark script from bench/ (run from the repository root)."""
+    script = Path("bench") / f"{name}.py"
+    if not script.is_file():
+        available = sorted(p.stem for p in Path("bench").glob("*.py") if not p.stem.startswith("_"))
+        raise UsageError(f"no benchmark '{name}' in ./bench; available: {available}")
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err_console)]
+    )
+    try:
+        app()
+    except DataError as exc:
+        err_console.print(f"[bold red]data error:[/] {exc}")
+        raise SystemExit(2) from None
+    except UsageError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

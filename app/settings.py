@@ -1,0 +1,42 @@
+"""Runtime settings, read from `MARQUEE_*` environment variables.
+
+One settings object keeps every path and endpoint overridable without code changes:
+CI points `MARQUEE_DATA_DIR` at a local copy of the datasets, tests point the
+download URL at a loopback server.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARQUEE_", env_file=".env", extra="ignore")
+
+    data_dir: Path | None = Field(
+        default=None,
+        description="Folder holding ml-latest-small/, ml-100k/ and tmdb-5000/. "
+        "When unset (or a dataset is missing there) MovieLens is downloaded.",
+    )
+    download_base_url: str = Field(
+        default="https://files.grouplens.org/datasets/movielens",
+        description="Where `<dataset>.zip` is fetched from when no local copy exists.",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "marquee",
+        description="Downloaded and verified datasets are extracted here.",
+    )
+    artifacts_dir: Path = Field(
+        default=Path("artifacts"),
+        description="Versioned outputs: catalog tables, models, indexes, reports.",
+    )
+    seed: int = 42
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Split protocols, metrics, baselines and reports: every stage measured the same way."""

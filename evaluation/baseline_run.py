@@ -1,0 +1,42 @@
+"""`marquee eval baselines`: every baseline tuned and tested on one LOO-full split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.progress import Progress
+
+from app.settings import Settings
+from catalog.tables import load_catalog
+from evaluation.baselines.registry import BASELINES
+from evaluation.report import Report
+from evaluation.runner import genre_matrix, tune_and_test
+from evaluation.splits import loo_full
+
+
+def run_baselines(
+    dataset: str,
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    command: str = "",
+) -> Report:
+    chosen = list(models) if models else list(BASELINES)
+    unknown = [m for m in chosen if m not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    catalog = load_catalog(dataset, settings)
+    split = loo_full(catalog.events, dataset)
+    features = genre_matrix(catalog.items, split.item_ids)
+    results = []
+    total = sum(len(BASELINES[m][1]) for m in chosen)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("tuning baselines on validation", total=total)
+        for name in chosen:
+            factory, grid = BASELINES[name]
+            progress.update(task, description=f"tuning {name}")
+            results.append(
+                tune_and_test(
+                    factory, grid, split, features, on_config=lambda: progress.advance(task)
+                )
+            )
+    return Report("Baselines", dataset, split.stats, results, command)

@@ -1,0 +1,1 @@
+"""Online feature store and nearline updater (built in the serving issue)."""

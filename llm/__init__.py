@@ -1,0 +1,1 @@
+"""LLM client, prompts, intent parsing, LLM re-rank and explanations."""

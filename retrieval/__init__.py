@@ -1,0 +1,1 @@
+"""Candidate generation: two-tower model, text encoder, ANN index, candidate sources."""

@@ -1,0 +1,1 @@
+"""Gradio UI: chat, feed and prompt lab."""
