@@ -120,13 +120,17 @@ def eval_baselines(
         console.print(f"{kind}: {path}")
 
 
-@app.command("bench")
-def bench(name: str = typer.Argument(..., help="Benchmark under bench/, e.g. quality")) -> None:
-    """Run a benchmark script from bench/ (run from the repository root)."""
+@app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Benchmark under bench/, e.g. quality"),
+) -> None:
+    """Run a benchmark script from bench/ (run from the repository root); extra args pass on."""
     script = Path("bench") / f"{name}.py"
     if not script.is_file():
         available = sorted(p.stem for p in Path("bench").glob("*.py") if not p.stem.startswith("_"))
         raise UsageError(f"no benchmark '{name}' in ./bench; available: {available}")
+    sys.argv = [str(script), *ctx.args]
     runpy.run_path(str(script), run_name="__main__")
 
 

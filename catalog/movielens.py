@@ -16,7 +16,7 @@ import pandas as pd
 from catalog.errors import DataError
 from catalog.readers import opt_int, read_table
 
-_TITLE = re.compile(r"^(?P<title>.*?)\s*(?:\((?P<year>\d{4})(?:[-–]\d{0,4})?\))?\s*$")
+_TITLE = re.compile(r"^(?P<title>.*?)\s*(?:\((?P<year>\d{4})(?:[-\u2013]\d{0,4})?\))?\s*$")
 _ARTICLE = re.compile(
     r"^(?P<head>.*?), (?P<art>The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El|Los|Las)(?P<tail>\s*\(.*\))?$"
 )
@@ -98,9 +98,7 @@ def _year_from_release(value: str) -> int | None:
 
 def load_ml_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Return (items, users, events); users carry age, gender, occupation and zip."""
-    genre_rows = read_table(
-        folder / "u.genre", [("name", str), ("index", int)], delimiter="|"
-    )
+    genre_rows = read_table(folder / "u.genre", [("name", str), ("index", int)], delimiter="|")
     genre_names = genre_rows.sort_values("index")["name"].tolist()
     n_genres = len(genre_names)
     raw_items = read_table(
@@ -131,8 +129,10 @@ def load_ml_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
             "item_id": raw_items["item_id"].astype("int64"),
             "title": [t for t, _ in split],
             "year": pd.array(
-                [y if y is not None else r for (_, y), r in zip(split, raw_items["release"],
-                                                                strict=True)],
+                [
+                    y if y is not None else r
+                    for (_, y), r in zip(split, raw_items["release"], strict=True)
+                ],
                 dtype="Int64",
             ),
             "genres": genres,

@@ -76,6 +76,7 @@ def read_table(
         if skipped > tolerate_bad_rows:
             raise DataError(path, message, line)
         log.warning("%s:%d: skipped malformed row: %s", path, line, message)
+
     try:
         with path.open(newline="", encoding=encoding) as fh:
             reader = csv.reader(fh, delimiter=delimiter)

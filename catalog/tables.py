@@ -1,6 +1,6 @@
 """The normalized catalog: items, users and events with derived labels.
 
-Label choices (MovieLens has explicit ratings only, on a 0.5–5 scale):
+Label choices (MovieLens has explicit ratings only, on a 0.5-5 scale):
 
 - watched   = any rating. A rating is the only evidence of consumption we have.
 - completed = rating >= 3. A proxy: no play-completion signal exists, and people
@@ -106,8 +106,16 @@ def _join_tmdb(items: pd.DataFrame, tmdb: pd.DataFrame | None) -> pd.DataFrame:
         tmdb = pd.DataFrame(columns=["tmdb_id"]).astype({"tmdb_id": "Int64"})
     tmdb = tmdb.astype({"tmdb_id": "Int64"})
     merged = items.merge(tmdb, on="tmdb_id", how="left")
-    for col in ("overview", "tagline", "keywords", "language", "runtime", "tmdb_popularity",
-                "vote_average", "vote_count"):
+    for col in (
+        "overview",
+        "tagline",
+        "keywords",
+        "language",
+        "runtime",
+        "tmdb_popularity",
+        "vote_average",
+        "vote_count",
+    ):
         if col not in merged:
             merged[col] = None
     merged["overview"] = merged["overview"].fillna("").astype(str)

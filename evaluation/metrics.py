@@ -87,12 +87,13 @@ def list_metrics(
     out: dict[str, float] = {}
     for k in ks:
         h = hits[:, :k]
-        first = np.where(h.any(axis=1), h.argmax(axis=1), -1)
+        found = h.any(axis=1)
+        first_position = h.argmax(axis=1) + 1.0
         ideal = np.cumsum(discounts[:k])[np.minimum(n_rel, k) - 1]
         out[f"recall@{k}"] = float((h.sum(axis=1) / n_rel).mean())
         out[f"hr@{k}"] = float(h.any(axis=1).mean())
         out[f"ndcg@{k}"] = float(((h * discounts[:k]).sum(axis=1) / ideal).mean())
-        out[f"mrr@{k}"] = float(np.where(first >= 0, 1.0 / (first + 1.0), 0.0).mean())
+        out[f"mrr@{k}"] = float(np.where(found, 1.0 / first_position, 0.0).mean())
     return out
 
 

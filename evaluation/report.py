@@ -29,9 +29,7 @@ class Report:
     split_stats: dict[str, Any]
     results: list[ModelResult]
     command: str
-    created: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,17 +73,20 @@ class Report:
             f"{name}: NDCG@10 {v['ndcg@10']}, Recall@10 {v['recall@10']}"
             for name, v in PUBLISHED.items()
         )
-        return "\n\n".join(
-            [
-                f"# {self.title}",
-                f"Command: `{self.command}`  \nCreated: {self.created}",
-                self.stats_markdown(),
-                "Test metrics (hyperparameters chosen on validation NDCG@10, model refitted on "
-                "train+validation; full-catalog ranking with history excluded):",
-                self.table_markdown(),
-                f"For orientation on this protocol, published: {published}.",
-            ]
-        ) + "\n"
+        return (
+            "\n\n".join(
+                [
+                    f"# {self.title}",
+                    f"Command: `{self.command}`  \nCreated: {self.created}",
+                    self.stats_markdown(),
+                    "Test metrics (hyperparameters chosen on validation NDCG@10, model refitted on "
+                    "train+validation; full-catalog ranking with history excluded):",
+                    self.table_markdown(),
+                    f"For orientation on this protocol, published: {published}.",
+                ]
+            )
+            + "\n"
+        )
 
     def plot(self, path: Path) -> None:
         import matplotlib
@@ -103,8 +104,9 @@ class Report:
             bars = ax.bar(x + (j - 1) * width, values, width, label=metric)
             ax.bar_label(bars, fmt="%.3f", fontsize=7)
         for (name, ref), style in zip(PUBLISHED.items(), (":", "--"), strict=True):
-            ax.axhline(ref["ndcg@10"], color="grey", linestyle=style, linewidth=1,
-                       label=f"{name} ndcg@10")
+            ax.axhline(
+                ref["ndcg@10"], color="grey", linestyle=style, linewidth=1, label=f"{name} ndcg@10"
+            )
         ax.set_xticks(x, names)
         ax.set_ylabel("test metric")
         ax.set_title(f"{self.title} ({self.dataset}, {self.split_stats.get('protocol')})")
