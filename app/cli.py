@@ -120,6 +120,25 @@ def eval_baselines(
         console.print(f"{kind}: {path}")
 
 
+@app.command("up")
+def up(
+    refresh: bool = typer.Option(False, help="Re-run the baseline evaluation even if cached."),
+) -> None:
+    """Bring the product up: prepare data, then show the baseline report.
+
+    Later stages extend this one entry point (train default models, serve API + UI),
+    so the README's run command never changes.
+    """
+    settings = get_settings()
+    data_prepare(dataset="all", rebuild=False)
+    report = Path(settings.artifacts_dir) / "reports" / "baselines-ml-latest-small.md"
+    if refresh or not report.is_file():
+        eval_baselines(dataset="ml-latest-small", models="", out=None)
+    else:
+        console.print(report.read_text())
+        console.print(f"(cached report {report}; `marquee up --refresh` re-runs it)")
+
+
 @app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
     ctx: typer.Context,
