@@ -15,12 +15,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markdown import Markdown
 from rich.progress import Progress
 from rich.table import Table
 
 from app.settings import get_settings
 from catalog.errors import DataError
 from catalog.sources import RATING_DATASETS
+from evaluation.report import Report
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,8 +35,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
 eval_app = typer.Typer(help="Offline evaluation.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models into a versioned artifact bundle.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
 
 
 class UsageError(Exception):
@@ -89,6 +93,19 @@ def data_split(dataset: str = typer.Option("ml-latest-small")) -> None:
         console.print(table)
 
 
+def _print_report(report: Report) -> None:
+    console.print(report.stats_markdown())
+    table = Table("model", "params", "Recall@10", "NDCG@10", "MRR@10", "AUC", "Cov@10",
+                  title="LOO-full test (params tuned on validation)")  # fmt: skip
+    for r in report.results:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "iterations")
+        table.add_row(r.name, params or "-", *(f"{r.test[m]:.4f}" for m in
+                      ("recall@10", "ndcg@10", "mrr@10", "auc", "coverage@10")))  # fmt: skip
+    console.print(table)
+    for section in report.sections:
+        console.print(Markdown(section))
+
+
 @eval_app.command("baselines")
 def eval_baselines(
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
@@ -108,16 +125,69 @@ def eval_baselines(
         raise UsageError(str(exc)) from None
     folder = out or Path(settings.artifacts_dir) / "reports"
     paths = report.save(folder, f"baselines-{name}")
-    console.print(report.stats_markdown())
-    table = Table("model", "params", "Recall@10", "NDCG@10", "MRR@10", "AUC", "Cov@10",
-                  title="LOO-full test (params tuned on validation)")  # fmt: skip
-    for r in report.results:
-        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "iterations")
-        table.add_row(r.name, params or "-", *(f"{r.test[m]:.4f}" for m in
-                      ("recall@10", "ndcg@10", "mrr@10", "auc", "coverage@10")))  # fmt: skip
-    console.print(table)
+    _print_report(report)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
+    out: Path = typer.Option(None, help="Report folder (default: <artifacts>/reports)."),
+) -> None:
+    """Baselines + two-tower + every candidate source and the merged pool, one LOO-full run."""
+    from evaluation.quality_run import run_quality_report
+
+    (name,) = _datasets(dataset)
+    settings = get_settings()
+    command = "marquee " + shlex.join(sys.argv[1:])
+    report = run_quality_report(name, settings, command=command)
+    folder = out or Path(settings.artifacts_dir) / "reports"
+    paths = report.save(folder, f"retrieval-{name}")
+    _print_report(report)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+@train_app.command("retrieval")
+def train_retrieval(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
+    max_epochs: int = typer.Option(
+        60, min=1, help="Upper bound; early stopping usually ends sooner."
+    ),
+    max_seconds: float = typer.Option(270.0, min=1.0, help="Wall-clock budget for training."),
+) -> None:
+    """Train the two-tower model, build its ANN index, save a bundle (artifacts/bundles)."""
+    from catalog.tables import load_catalog
+    from retrieval.pipeline import save_bundle, text_vectors, train_retrieval_bundle
+    from retrieval.training import TrainConfig
+
+    (name,) = _datasets(dataset)
+    settings = get_settings()
+    catalog = load_catalog(name, settings)
+    with console.status("embedding item text (cached per catalog version)"):
+        text_vectors(catalog, settings)
+    config = TrainConfig(max_epochs=max_epochs, max_seconds=max_seconds, seed=settings.seed)
+    with Progress(console=console) as progress:
+        task = progress.add_task("training two-tower", total=max_epochs)
+
+        def report(epoch: int, loss: float, metrics: dict[str, float]) -> None:
+            progress.update(
+                task,
+                completed=epoch,
+                description=f"epoch {epoch} loss {loss:.3f} "
+                f"valid recall@10 {metrics['recall@10']:.4f}",
+            )
+
+        bundle = train_retrieval_bundle(catalog, settings, train_config=config, progress=report)
+    folder = save_bundle(bundle, settings)
+    meta = bundle.meta
+    console.print(
+        f"best epoch {meta['best_epoch']} of {meta['epochs_run']} in {meta['train_seconds']}s; "
+        f"validation recall@10 {meta['validation']['recall@10']:.4f}, "
+        f"ndcg@10 {meta['validation']['ndcg@10']:.4f}"
+    )
+    console.print(f"bundle: {folder}")
 
 
 @app.command("up")

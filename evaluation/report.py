@@ -29,6 +29,8 @@ class Report:
     split_stats: dict[str, Any]
     results: list[ModelResult]
     command: str
+    sections: list[str] = field(default_factory=list)  # extra Markdown, e.g. per-stage tables
+    extra_metrics: dict[str, float] = field(default_factory=dict)  # flat, e.g. pool.recall@500
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,15 +41,18 @@ class Report:
             "created": self.created,
             "split": self.split_stats,
             "results": [asdict(r) for r in self.results],
+            "extra_metrics": self.extra_metrics,
         }
 
     def flat_metrics(self) -> dict[str, float]:
         """`<model>.<metric>` -> value for every test metric (the benchmark JSON format)."""
-        return {
+        flat = {
             f"{r.name}.{metric}": round(value, 6)
             for r in self.results
             for metric, value in r.test.items()
         }
+        flat.update({k: round(v, 6) for k, v in self.extra_metrics.items()})
+        return flat
 
     def stats_markdown(self) -> str:
         s = self.split_stats

@@ -65,6 +65,7 @@ class EvalStage:
     history: sp.csr_matrix  # items excluded from ranking, per user
     targets: sp.csr_matrix  # relevant held-out items, per user
     users: np.ndarray  # user indices evaluated (rows of targets with at least one item)
+    request_times: np.ndarray  # per user: when the held-out event happened (request context)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_m
     return mat
 
 
+def _times(held_out: pd.DataFrame, n_users: int) -> np.ndarray:
+    times = np.zeros(n_users, dtype=np.int64)
+    times[held_out["user_idx"].to_numpy()] = held_out["timestamp"].to_numpy()
+    return times
+
+
 def _columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[["user_idx", "item_idx", "rating", "timestamp"]].reset_index(drop=True)
 
@@ -117,8 +124,12 @@ def loo_full(events: pd.DataFrame, dataset: str, k: int = 5) -> Split:
     valid_t = _csr(valid["user_idx"].to_numpy(), valid["item_idx"].to_numpy(), shape)
     test_t = _csr(test["user_idx"].to_numpy(), test["item_idx"].to_numpy(), shape)
     stages = {
-        "valid": EvalStage("valid", train_inter, train_inter.matrix(), valid_t, users),
-        "test": EvalStage("test", train_valid, train_valid.matrix(), test_t, users),
+        "valid": EvalStage(
+            "valid", train_inter, train_inter.matrix(), valid_t, users, _times(valid, shape[0])
+        ),
+        "test": EvalStage(
+            "test", train_valid, train_valid.matrix(), test_t, users, _times(test, shape[0])
+        ),
     }
     stats = {
         "protocol": f"LOO-full, {k}-core",
@@ -173,7 +184,8 @@ def temporal_split(events: pd.DataFrame, dataset: str, test_fraction: float = 0.
         "new_items": int(future.loc[~known_item, "item_id"].nunique()),
         "new_item_interactions": int((~known_item).sum()),
     }
-    stages = {"test": EvalStage("test", train, history, targets, users)}
+    times = np.full(len(user_ids), cutoff, dtype=np.int64)
+    stages = {"test": EvalStage("test", train, history, targets, users, times)}
     return Split("temporal", dataset, user_ids, item_ids, stages, stats)
 
 

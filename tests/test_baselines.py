@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,7 +67,7 @@ def _two_clusters(seed: int = 0) -> pd.DataFrame:
 def test_personalized_baselines_find_the_planted_clusters(model) -> None:
     split = loo_full(_two_clusters(), "toy", k=1)
     stage = split.stage("test")
-    stage = type(stage)(stage.name, stage.train, stage.history, stage.targets, np.arange(40))
+    stage = dataclasses.replace(stage, users=np.arange(40))
     model.fit(stage.train)
     popular = MostPopular()
     popular.fit(stage.train)

@@ -1,0 +1,143 @@
+"""The two-tower model on an offline split: training with early stopping, scoring users.
+
+Protocol (as in the public SASRec/LlamaRec setup): train on the train part with
+early stopping on validation Recall@10; the test stage then feeds each user's
+train+validation history to the trained user tower. Unlike the matrix baselines
+there is no refit: the sequence model sees the validation item as input history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from evaluation.metrics import mask_history, metrics_from_ranks, target_ranks
+from evaluation.runner import ModelResult, evaluate
+from evaluation.splits import EvalStage, Interactions, Split
+from retrieval.features import ItemFeatures, UserFeatures
+from retrieval.training import (
+    SequenceData,
+    TrainConfig,
+    TrainResult,
+    TwoTowerTrainer,
+    context_of,
+    left_pad,
+)
+from retrieval.two_tower import TwoTowerConfig, TwoTowerModel
+
+
+def sequence_data(train: Interactions, demographics: np.ndarray) -> SequenceData:
+    """Chronological vocabulary slots (split item index + 1) per user."""
+    seqs = [np.empty(0, dtype=np.int64)] * train.n_users
+    times = [np.empty(0, dtype=np.int64)] * train.n_users
+    for user, frame in train.events.groupby("user_idx", sort=True):
+        seqs[int(user)] = frame["item_idx"].to_numpy(dtype=np.int64) + 1
+        times[int(user)] = frame["timestamp"].to_numpy(dtype=np.int64)
+    return SequenceData(seqs, times, demographics)
+
+
+def demographics_matrix(users: pd.DataFrame, user_ids: np.ndarray) -> np.ndarray:
+    feats = UserFeatures.build(users, user_ids)
+    return np.stack([feats.gender, feats.age, feats.occupation], axis=1)
+
+
+class TwoTowerScorer:
+    """Adapts a trained model to the evaluator's `score(users)` for one stage."""
+
+    name = "TwoTower"
+
+    def __init__(
+        self,
+        model: TwoTowerModel,
+        stage: EvalStage,
+        demographics: np.ndarray,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self._params = params or {}
+        data = sequence_data(stage.train, demographics)
+        length = model.config.max_history
+        self.history = torch.from_numpy(left_pad(data.sequences, length))
+        self.demographics = torch.from_numpy(demographics)
+        self.context = torch.from_numpy(context_of(stage.request_times))
+        with torch.inference_mode():
+            self.item_vectors = model.items.embed_all()
+
+    def fit(self, train: Interactions) -> None:  # trained beforehand; kept for the protocol
+        pass
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        idx = torch.from_numpy(np.asarray(users, dtype=np.int64))
+        with torch.inference_mode():
+            u = self.model.user_vectors(
+                self.history[idx], self.demographics[idx], self.context[idx]
+            )
+            return (u @ self.item_vectors.T).numpy()
+
+    def params(self) -> dict[str, Any]:
+        return self._params
+
+
+def validator(
+    stage: EvalStage, demographics: np.ndarray
+) -> Callable[[TwoTowerModel], dict[str, float]]:
+    """Validation Recall/NDCG@10 of the model on `stage` (fast path used every epoch)."""
+
+    def run(model: TwoTowerModel) -> dict[str, float]:
+        scorer = TwoTowerScorer(model, stage, demographics)
+        users = stage.users
+        scores = mask_history(scorer.score(users), stage.history[users])
+        ranks = target_ranks(scores, stage.targets[users].indices)
+        return metrics_from_ranks(ranks, ks=(10, 50))
+
+    return run
+
+
+def train_on_split(
+    split: Split,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    text_vectors: np.ndarray,
+    model_config: TwoTowerConfig | None = None,
+    train_config: TrainConfig | None = None,
+    progress: Callable[[int, float, dict[str, float]], None] | None = None,
+) -> tuple[TrainResult, ItemFeatures]:
+    """Train on the split's train part, early-stopped on its validation stage."""
+    features = ItemFeatures.build(items, split.item_ids, text_vectors)
+    demographics = demographics_matrix(users, split.user_ids)
+    valid = split.stage("valid")
+    trainer = TwoTowerTrainer(
+        features, sequence_data(valid.train, demographics), model_config, train_config
+    )
+    result = trainer.fit(validator(valid, demographics), progress=progress)
+    return result, features
+
+
+def two_tower_result(
+    result: TrainResult,
+    split: Split,
+    users: pd.DataFrame,
+    item_features: Any = None,
+) -> ModelResult:
+    """Validation and test metrics of the trained model, in the baselines' report format."""
+    demographics = demographics_matrix(users, split.user_ids)
+    params = {
+        "dim": result.model.config.dim,
+        "epochs": result.best_epoch,
+        "temperature": result.model.config.temperature,
+    }
+    valid = evaluate(
+        TwoTowerScorer(result.model, split.stage("valid"), demographics, params),
+        split.stage("valid"),
+        item_features,
+    )
+    test = evaluate(
+        TwoTowerScorer(result.model, split.stage("test"), demographics, params),
+        split.stage("test"),
+        item_features,
+    )
+    return ModelResult("TwoTower", params, valid, test, [], result.seconds)

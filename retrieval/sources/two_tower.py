@@ -1,0 +1,80 @@
+"""Two-tower ANN candidates: the user tower's vector searched in the item index."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from retrieval.ann import AnnIndex
+from retrieval.base import Candidate, RequestContext
+from retrieval.features import age_bucket, year_bucket
+from retrieval.training import context_of, left_pad
+from retrieval.two_tower import TwoTowerModel
+
+
+class TwoTowerSource:
+    name = "two_tower"
+
+    def __init__(
+        self,
+        model: TwoTowerModel,
+        item_ids: np.ndarray,
+        index: AnnIndex | None = None,
+        occupation_vocab: tuple[str, ...] = (),
+    ) -> None:
+        """`item_ids` is the model's vocabulary (raw ids, row i = slot i + 1)."""
+        self.model = model.eval()
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self.slot_of = {int(item): slot + 1 for slot, item in enumerate(self.item_ids)}
+        self.occupation_code = {o: j + 1 for j, o in enumerate(occupation_vocab)}
+        if index is None:
+            with torch.inference_mode():
+                vectors = model.items.embed_all().numpy()
+            index = AnnIndex.build(vectors, self.item_ids)
+        self.index = index
+
+    def _demographics(self, ctx: RequestContext) -> np.ndarray:
+        demo = ctx.demographics or {}
+        gender = {"M": 1, "F": 2}.get(str(demo.get("gender", "")), 0)
+        age = age_bucket(demo.get("age")) if demo.get("age") is not None else 0
+        occupation = self.occupation_code.get(str(demo.get("occupation", "")), 0)
+        return np.array([[gender, age, occupation]], dtype=np.int64)
+
+    def user_vector(self, ctx: RequestContext) -> np.ndarray:
+        """(1, dim) float32; unknown history ids (e.g. items added after training) are skipped."""
+        slots = np.array([self.slot_of[int(i)] for i in ctx.history if int(i) in self.slot_of])
+        history = torch.from_numpy(
+            left_pad([slots.astype(np.int64)], self.model.config.max_history)
+        )
+        context = torch.from_numpy(context_of(np.array([ctx.timestamp])))
+        with torch.inference_mode():
+            vec = self.model.user_vectors(
+                history, torch.from_numpy(self._demographics(ctx)), context
+            )
+        return vec.numpy()
+
+    def candidates(self, ctx: RequestContext, k: int) -> list[Candidate]:
+        seen = ctx.seen()
+        fetch = min(len(self.index), k + len(seen))
+        scores, ids = self.index.search(self.user_vector(ctx), fetch)
+        out = []
+        for score, item in zip(scores[0], ids[0], strict=True):
+            if item < 0 or int(item) in seen:
+                continue
+            out.append(Candidate(int(item), float(score), self.name))
+            if len(out) == k:
+                break
+        return out
+
+    def add_items(
+        self,
+        item_ids: np.ndarray,
+        genres: np.ndarray,
+        years: list[int | None],
+        text: np.ndarray,
+    ) -> None:
+        """Index items the model never saw, placed by their content alone (no retraining)."""
+        buckets = np.array([year_bucket(y) for y in years], dtype=np.int64)
+        with torch.inference_mode():
+            vectors = self.model.items.embed_new(genres, buckets, text).numpy()
+        self.index.add(vectors, np.asarray(item_ids, dtype=np.int64))
