@@ -8,7 +8,7 @@ import torch
 from retrieval.ann import AnnIndex
 from retrieval.base import Candidate, RequestContext
 from retrieval.features import age_bucket, year_bucket
-from retrieval.training import context_of, left_pad
+from retrieval.training import context_of, history_gaps, left_pad
 from retrieval.two_tower import TwoTowerModel
 
 
@@ -42,14 +42,23 @@ class TwoTowerSource:
 
     def user_vector(self, ctx: RequestContext) -> np.ndarray:
         """(1, dim) float32; unknown history ids (e.g. items added after training) are skipped."""
-        slots = np.array([self.slot_of[int(i)] for i in ctx.history if int(i) in self.slot_of])
-        history = torch.from_numpy(
-            left_pad([slots.astype(np.int64)], self.model.config.max_history)
-        )
-        context = torch.from_numpy(context_of(np.array([ctx.timestamp])))
+        history = np.asarray(ctx.history, dtype=np.int64)
+        known = np.array([int(i) in self.slot_of for i in history], dtype=bool)
+        slots = np.array([self.slot_of[int(i)] for i in history[known]], dtype=np.int64)
+        length = self.model.config.max_history
+        if ctx.history_times is not None and len(ctx.history_times) == len(history):
+            times = np.asarray(ctx.history_times, dtype=np.int64)
+            gaps = history_gaps(times)[known]
+            last = np.array([times[-1]]) if len(times) else None
+        else:
+            gaps, last = np.zeros(len(slots), dtype=np.int64), None
+        context = context_of(np.array([ctx.timestamp]), last)
         with torch.inference_mode():
             vec = self.model.user_vectors(
-                history, torch.from_numpy(self._demographics(ctx)), context
+                torch.from_numpy(left_pad([slots], length)),
+                torch.from_numpy(left_pad([gaps], length)),
+                torch.from_numpy(self._demographics(ctx)),
+                torch.from_numpy(context),
             )
         return vec.numpy()
 
