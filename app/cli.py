@@ -190,17 +190,58 @@ def train_retrieval(
     console.print(f"bundle: {folder}")
 
 
+@app.command("index")
+def index(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
+    kind: str = typer.Option("auto", help="auto, exact, hnsw or ivfpq"),
+    queries: int = typer.Option(200, min=1, help="Item vectors used as probe queries."),
+) -> None:
+    """Rebuild the latest bundle's ANN index and measure its recall against exact search."""
+    import faiss
+    import numpy as np
+
+    from retrieval.ann import KINDS, AnnIndex, ann_recall
+    from retrieval.bundle import RetrievalBundle
+    from retrieval.pipeline import latest_bundle
+
+    if kind != "auto" and kind not in KINDS:
+        raise UsageError(f"unknown index kind '{kind}'; choose auto or one of {KINDS}")
+    (name,) = _datasets(dataset)
+    folder = latest_bundle(get_settings(), name)
+    if folder is None:
+        raise UsageError(f"no retrieval bundle for {name}; run `marquee train retrieval` first")
+    bundle = RetrievalBundle.load(folder / "retrieval")
+    old = bundle.index
+    if old is None:
+        raise UsageError(f"bundle {folder} has no index; retrain it")
+    ids = faiss.vector_to_array(old.index.id_map).astype(np.int64)
+    vectors = np.vstack([old.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+    with console.status(f"building {kind} index over {len(ids):,} items"):
+        new = AnnIndex.build(vectors, ids, kind=kind)  # type: ignore[arg-type]
+    exact = AnnIndex.build(vectors, ids, kind="exact")
+    rng = np.random.default_rng(0)
+    probe = vectors[rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)]
+    k = min(100, len(ids))
+    recall = ann_recall(new.search(probe, k)[1], exact.search(probe, k)[1], k)
+    new.save(folder / "retrieval" / "index.faiss")
+    console.print(f"{new.kind} index, {len(new):,} items, recall@{k} vs exact {recall:.4f}")
+
+
 @app.command("up")
 def up(
     refresh: bool = typer.Option(False, help="Re-run the baseline evaluation even if cached."),
 ) -> None:
-    """Bring the product up: prepare data, then show the baseline report.
+    """Bring the product up: prepare data, train the default models if none exist, report.
 
     Later stages extend this one entry point (train default models, serve API + UI),
     so the README's run command never changes.
     """
+    from retrieval.pipeline import latest_bundle
+
     settings = get_settings()
     data_prepare(dataset="all", rebuild=False)
+    if latest_bundle(settings, "ml-latest-small") is None:
+        train_retrieval(dataset="ml-latest-small", max_epochs=60, max_seconds=270.0)
     report = Path(settings.artifacts_dir) / "reports" / "baselines-ml-latest-small.md"
     if refresh or not report.is_file():
         eval_baselines(dataset="ml-latest-small", models="", out=None)

@@ -53,6 +53,7 @@ def contexts(
     """One request per evaluated user: chronological history, held-out event time."""
     demo = users.set_index("user_id") if users is not None and "age" in users else None
     seqs = stage.train.sequences()
+    times = stage.train.events.groupby("user_idx", sort=True)["timestamp"].apply(np.asarray)
     out = []
     for u in stage.users:
         raw_user = int(split.user_ids[u])
@@ -68,6 +69,7 @@ def contexts(
                 history=split.item_ids[seqs[u]],
                 timestamp=int(stage.request_times[u]),
                 demographics=demographics,
+                history_times=times.get(u, np.empty(0, dtype=np.int64)),
             )
         )
     return out

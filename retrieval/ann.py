@@ -24,6 +24,7 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 ADD_CHUNK = 50_000  # adds go in chunks so long builds can report progress
 PQ_NBITS = 8  # 256 centroids per sub-quantizer: faiss's fast lookup-table path
 MIN_POINTS_PER_LIST = 39  # below this faiss k-means warns and lists come out poor
+MIN_IVFPQ_ITEMS = MIN_POINTS_PER_LIST * 2**PQ_NBITS  # enough to train the PQ codebooks
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,10 @@ def _trained_ivfpq(
     n, dim = vectors.shape
     if dim % config.pq_bytes:
         raise ValueError(f"pq_bytes={config.pq_bytes} must divide the dimension {dim}")
-    if n < 2**PQ_NBITS:
-        raise ValueError(f"ivfpq needs at least {2**PQ_NBITS} vectors to train, got {n}")
+    if n < MIN_IVFPQ_ITEMS:
+        raise ValueError(
+            f"ivfpq needs at least {MIN_IVFPQ_ITEMS} vectors to train, got {n}; use exact"
+        )
     lists = config.ivf_lists or int(4 * np.sqrt(n))
     lists = max(1, min(lists, n // MIN_POINTS_PER_LIST))
     sample_size = min(n, max(lists * config.ivf_train_per_list, 2**PQ_NBITS * 64))

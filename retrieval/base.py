@@ -28,6 +28,7 @@ class RequestContext:
     timestamp: int  # request time, unix seconds
     demographics: dict[str, str | int] | None = None
     exclude: frozenset[int] = field(default_factory=frozenset)
+    history_times: np.ndarray | None = None  # unix seconds per history item, when known
 
     def seen(self) -> frozenset[int]:
         return self.exclude | frozenset(int(i) for i in self.history)

@@ -25,6 +25,7 @@ from retrieval.training import (
     TrainResult,
     TwoTowerTrainer,
     context_of,
+    history_gaps,
     left_pad,
 )
 from retrieval.two_tower import TwoTowerConfig, TwoTowerModel
@@ -62,8 +63,10 @@ class TwoTowerScorer:
         data = sequence_data(stage.train, demographics)
         length = model.config.max_history
         self.history = torch.from_numpy(left_pad(data.sequences, length))
+        self.gaps = torch.from_numpy(left_pad([history_gaps(t) for t in data.timestamps], length))
+        last = np.array([t[-1] if len(t) else 0 for t in data.timestamps], dtype=np.int64)
         self.demographics = torch.from_numpy(demographics)
-        self.context = torch.from_numpy(context_of(stage.request_times))
+        self.context = torch.from_numpy(context_of(stage.request_times, last))
         with torch.inference_mode():
             self.item_vectors = model.items.embed_all()
 
@@ -74,7 +77,7 @@ class TwoTowerScorer:
         idx = torch.from_numpy(np.asarray(users, dtype=np.int64))
         with torch.inference_mode():
             u = self.model.user_vectors(
-                self.history[idx], self.demographics[idx], self.context[idx]
+                self.history[idx], self.gaps[idx], self.demographics[idx], self.context[idx]
             )
             return (u @ self.item_vectors.T).numpy()
 

@@ -40,6 +40,9 @@ class TrainConfig:
     random_negatives: int = 1024
     hard_negative_share: float = 0.2  # of the negative pool; the rest is in-batch + random
     hard_neighbours: int = 20  # nearest items per positive that hard negatives come from
+    content_alignment: float = 0.5  # weight of pulling content-only vectors onto full ones
+    time_dropout: float = 0.15  # share of windows trained without event times, so a
+    # request without them (onboarding picks, a client that sends no times) still works
     patience: int = 5  # epochs without validation improvement before stopping
     max_seconds: float = 270.0
     seed: int = 42
@@ -61,12 +64,36 @@ class SequenceData:
         return len(self.sequences)
 
 
-def context_of(timestamps: np.ndarray) -> np.ndarray:
-    """(hour, weekday) in UTC for each unix timestamp: the request-time context."""
+N_GAP_BUCKETS = 26  # 0 = unknown; then log2 buckets of 10 s up to years
+
+
+def gap_buckets(seconds: np.ndarray) -> np.ndarray:
+    """Log-scale buckets of a time gap: seconds apart (one rating session) vs months apart."""
+    gap = np.maximum(np.asarray(seconds, dtype=np.float64), 0.0)
+    return (1 + np.minimum(np.log2(1.0 + gap / 10.0), N_GAP_BUCKETS - 2)).astype(np.int64)
+
+
+def history_gaps(timestamps: np.ndarray) -> np.ndarray:
+    """Bucket of the gap before each event (0 for the first: nothing came before)."""
     ts = np.asarray(timestamps, dtype=np.int64)
+    out = np.zeros(len(ts), dtype=np.int64)
+    if len(ts) > 1:
+        out[1:] = gap_buckets(np.diff(ts))
+    return out
+
+
+def context_of(request_ts: np.ndarray, last_ts: np.ndarray | None = None) -> np.ndarray:
+    """(hour, weekday, gap bucket) of each request: when it happens, and how long since
+    the user's latest event (0 = unknown). UTC; 1970-01-01 was a Thursday (Monday = 0)."""
+    ts = np.asarray(request_ts, dtype=np.int64)
     hours = (ts // 3600) % 24
-    weekdays = (ts // 86400 + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
-    return np.stack([hours, weekdays], axis=-1)
+    weekdays = (ts // 86400 + 3) % 7
+    if last_ts is None:
+        gaps = np.zeros_like(ts)
+    else:
+        last = np.asarray(last_ts, dtype=np.int64)
+        gaps = np.where(last > 0, gap_buckets(ts - last), 0)
+    return np.stack([hours, weekdays, gaps], axis=-1)
 
 
 def left_pad(rows: list[np.ndarray], length: int, fill: int = PAD) -> np.ndarray:
@@ -79,29 +106,45 @@ def left_pad(rows: list[np.ndarray], length: int, fill: int = PAD) -> np.ndarray
     return out
 
 
-def make_windows(
-    data: SequenceData, max_history: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs, targets, target contexts, user index) for every training window."""
-    inputs, targets, times, users = [], [], [], []
+@dataclass
+class Windows:
+    """Training windows: inputs and their gap buckets, next-item targets, request context."""
+
+    inputs: np.ndarray  # (n, L) slots, left-padded
+    gaps: np.ndarray  # (n, L) gap bucket before each input item
+    targets: np.ndarray  # (n, L) next slot after each input position
+    context: np.ndarray  # (n, L, 3) context of the request each position answers
+    users: np.ndarray  # (n,)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def make_windows(data: SequenceData, max_history: int) -> Windows:
+    """Every user's sequence cut from the end into windows of `max_history + 1` items."""
+    inputs, gaps, targets, contexts, users = [], [], [], [], []
     span = max_history + 1
     for user, (seq, ts) in enumerate(zip(data.sequences, data.timestamps, strict=True)):
+        seq_gaps = history_gaps(ts)
         end = len(seq)
         while end >= 2:
             start = max(0, end - span)
-            window, wts = seq[start:end], ts[start:end]
-            inputs.append(window[:-1])
-            targets.append(window[1:])
-            times.append(wts[1:])
+            inputs.append(seq[start : end - 1])
+            gaps.append(seq_gaps[start : end - 1])
+            targets.append(seq[start + 1 : end])
+            contexts.append(context_of(ts[start + 1 : end], ts[start : end - 1]))
             users.append(user)
             end = start + 1 if start > 0 else 0  # windows overlap by one item
-    x = left_pad(inputs, max_history)
-    y = left_pad(targets, max_history)
-    ctx_rows = [context_of(t) for t in times]
-    ctx = np.zeros((len(ctx_rows), max_history, 2), dtype=np.int64)
-    for i, rows in enumerate(ctx_rows):
+    ctx = np.zeros((len(contexts), max_history, 3), dtype=np.int64)
+    for i, rows in enumerate(contexts):
         ctx[i, max_history - len(rows) :] = rows
-    return x, y, ctx, np.asarray(users, dtype=np.int64)
+    return Windows(
+        left_pad(inputs, max_history),
+        left_pad(gaps, max_history),
+        left_pad(targets, max_history),
+        ctx,
+        np.asarray(users, dtype=np.int64),
+    )
 
 
 @dataclass
@@ -185,7 +228,7 @@ class TwoTowerTrainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         model = TwoTowerModel(self.features, self.model_config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        x, y, ctx, users = make_windows(self.data, self.model_config.max_history)
+        windows = make_windows(self.data, self.model_config.max_history)
         demo = torch.from_numpy(self.data.demographics)
         tau = self.model_config.temperature
         started = time.perf_counter()
@@ -196,13 +239,21 @@ class TwoTowerTrainer:
             model.eval()
             hard_table = self._hard_table(model)
             model.train()
-            order = rng.permutation(len(x))
+            order = rng.permutation(len(windows))
             total, steps = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
-                xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
-                cb, ub = torch.from_numpy(ctx[idx]), torch.from_numpy(users[idx])
-                queries = model.user_vectors(xb, demo[ub], cb, all_positions=True)
+                xb = torch.from_numpy(windows.inputs[idx])
+                gb = torch.from_numpy(windows.gaps[idx])
+                yb = torch.from_numpy(windows.targets[idx])
+                cb = torch.from_numpy(windows.context[idx])
+                ub = torch.from_numpy(windows.users[idx])
+                if cfg.time_dropout > 0:
+                    blind = torch.from_numpy(rng.random(len(idx)) < cfg.time_dropout)
+                    gb = gb.masked_fill(blind[:, None], 0)
+                    cb = cb.clone()
+                    cb[..., 2] = cb[..., 2].masked_fill(blind[:, None], 0)
+                queries = model.user_vectors(xb, gb, demo[ub], cb, all_positions=True)
                 valid = yb != PAD
                 q, positives = queries[valid], yb[valid]
                 pool, columns = self._pool(positives, hard_table, gen)
@@ -210,6 +261,12 @@ class TwoTowerTrainer:
                 logits = q @ pool_vectors.T / tau
                 logits = logits - self._log_q(pool, len(positives), cfg.random_negatives)
                 loss = F.cross_entropy(logits, columns)
+                if cfg.content_alignment > 0:
+                    # new titles are served from content alone: keep that vector close to
+                    # where the full (ID + content) vector of a similar known title sits
+                    content = F.normalize(model.items.content_only(pool), dim=-1)
+                    align = 1 - (content * pool_vectors.detach()).sum(-1).mean()
+                    loss = loss + cfg.content_alignment * align
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

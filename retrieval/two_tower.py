@@ -23,13 +23,15 @@ from torch import nn
 
 from retrieval.features import N_YEAR_BUCKETS, ItemFeatures
 
+N_GAPS = 26  # gap buckets, see retrieval.training.gap_buckets
+
 PAD = 0  # item slot 0 is padding / unknown; vocabulary item i lives at slot i + 1
 
 
 @dataclass(frozen=True)
 class TwoTowerConfig:
     dim: int = 64
-    max_history: int = 200
+    max_history: int = 100
     layers: int = 2
     heads: int = 2
     dropout: float = 0.2
@@ -53,6 +55,8 @@ class ItemTower(nn.Module):
         nn.init.normal_(self.id_embedding.weight, std=0.02)
         self.genre_proj = nn.Linear(features.genres.shape[1], dim, bias=False)
         self.year_embedding = nn.Embedding(N_YEAR_BUCKETS, dim)
+        # small init: an era never seen in training (next year's releases) must add ~nothing
+        nn.init.normal_(self.year_embedding.weight, std=0.02)
         self.text_proj = nn.Linear(text_dim, dim)
         self.content_mlp = nn.Sequential(nn.GELU(), nn.Linear(dim, dim))
         # features of the vocabulary, slot 0 = padding
@@ -66,9 +70,13 @@ class ItemTower(nn.Module):
         hidden = self.genre_proj(genres) + self.year_embedding(years) + self.text_proj(text)
         return hidden + self.content_mlp(hidden)
 
+    def content_only(self, slots: torch.Tensor) -> torch.Tensor:
+        """The vector an item would get with no ID embedding, i.e. as a brand-new title."""
+        return self.content(self.genres[slots], self.years[slots], self.text[slots])
+
     def forward(self, slots: torch.Tensor) -> torch.Tensor:
         """Unnormalized vectors for vocabulary slots (any shape of int64)."""
-        content = self.content(self.genres[slots], self.years[slots], self.text[slots])
+        content = self.content_only(slots)
         ids = self.id_embedding(slots)
         if self.training and self.config.id_dropout > 0:
             keep = torch.rand(slots.shape, device=slots.device) >= self.config.id_dropout
@@ -98,6 +106,9 @@ class UserTower(nn.Module):
         dim = config.dim
         self.config = config
         self.position = nn.Embedding(config.max_history, dim)
+        self.gap = nn.Embedding(N_GAPS, dim)  # time since the previous event, per item
+        for emb in (self.position, self.gap):  # small, like the item vectors they join
+            nn.init.normal_(emb.weight, std=0.02)
         layer = nn.TransformerEncoderLayer(
             d_model=dim,
             nhead=config.heads,
@@ -113,7 +124,10 @@ class UserTower(nn.Module):
         self.occupation = nn.Embedding(config.n_occupations, dim)
         self.hour = nn.Embedding(24, dim)
         self.weekday = nn.Embedding(7, dim)
-        for emb in (self.gender, self.age, self.occupation, self.hour, self.weekday):
+        self.since_last = nn.Embedding(N_GAPS, dim)  # time from the latest event to the request
+        for emb in (
+            self.gender, self.age, self.occupation, self.hour, self.weekday, self.since_last
+        ):  # fmt: skip
             nn.init.zeros_(emb.weight)
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, dim)
@@ -123,8 +137,9 @@ class UserTower(nn.Module):
         self,
         history: torch.Tensor,  # (b, L) vocabulary slots, left-padded with PAD
         history_vectors: torch.Tensor,  # (b, L, d) their item-tower vectors
+        gaps: torch.Tensor,  # (b, L) gap bucket before each history item
         demographics: torch.Tensor,  # (b, 3): gender, age, occupation codes
-        context: torch.Tensor,  # (b, 2) or per position (b, L, 2): hour, weekday
+        context: torch.Tensor,  # (b, 3) or per position (b, L, 3): hour, weekday, since-last
         all_positions: bool = False,
     ) -> torch.Tensor:
         """User vectors (b, d), or (b, L, d) after every position when `all_positions`.
@@ -134,7 +149,7 @@ class UserTower(nn.Module):
         """
         length = history.shape[1]
         pos = torch.arange(length, device=history.device)
-        x = history_vectors + self.position(pos + self.config.max_history - length)
+        x = history_vectors + self.gap(gaps) + self.position(pos + self.config.max_history - length)
         x = self.dropout(x)
         h = self.encoder(x, mask=self._attention_mask(history == PAD))
         profile = (
@@ -142,7 +157,11 @@ class UserTower(nn.Module):
             + self.age(demographics[:, 1])
             + self.occupation(demographics[:, 2])
         )
-        moment = self.hour(context[..., 0]) + self.weekday(context[..., 1])
+        moment = (
+            self.hour(context[..., 0])
+            + self.weekday(context[..., 1])
+            + self.since_last(context[..., 2])
+        )
         if all_positions:
             h = h + profile[:, None, :] + (moment if moment.dim() == 3 else moment[:, None, :])
         else:
@@ -177,9 +196,10 @@ class TwoTowerModel(nn.Module):
     def user_vectors(
         self,
         history: torch.Tensor,
+        gaps: torch.Tensor,
         demographics: torch.Tensor,
         context: torch.Tensor,
         all_positions: bool = False,
     ) -> torch.Tensor:
         vectors = self.items(history)
-        return self.users(history, vectors, demographics, context, all_positions)
+        return self.users(history, vectors, gaps, demographics, context, all_positions)

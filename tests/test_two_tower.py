@@ -50,7 +50,10 @@ def _cluster_validator(data: SequenceData):
         with torch.inference_mode():
             hist = torch.from_numpy(np.stack([s[:-1] for s in data.sequences]))
             u = model.user_vectors(
-                hist, torch.from_numpy(data.demographics), torch.zeros(len(hist), 2).long()
+                hist,
+                torch.zeros_like(hist),
+                torch.from_numpy(data.demographics),
+                torch.zeros(len(hist), 3).long(),
             )
             scores = (u @ model.items.embed_all().T).numpy()
         targets = np.array([s[-1] - 1 for s in data.sequences])
@@ -77,10 +80,11 @@ def test_padding_never_produces_nan_and_serving_matches_training_path() -> None:
     history = torch.zeros(3, SMALL.max_history, dtype=torch.long)
     history[0, -1] = 5  # one item, mostly padding
     history[1, -4:] = torch.tensor([1, 2, 3, 4])
-    demo, ctx = torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long)
+    demo, ctx = torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 3, dtype=torch.long)
+    gaps = torch.zeros_like(history)
     with torch.inference_mode():
-        last = model.user_vectors(history, demo, ctx)
-        every = model.user_vectors(history, demo, ctx, all_positions=True)
+        last = model.user_vectors(history, gaps, demo, ctx)
+        every = model.user_vectors(history, gaps, demo, ctx, all_positions=True)
     assert torch.isfinite(last).all() and torch.isfinite(every).all()
     assert torch.allclose(last, every[:, -1], atol=1e-5)
 
@@ -91,10 +95,11 @@ def test_user_tower_is_causal() -> None:
     a = torch.arange(1, SMALL.max_history + 1).unsqueeze(0)
     b = a.clone()
     b[0, -1] = 99  # change only the newest item
-    demo, ctx = torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long)
+    demo, ctx = torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long)
+    gaps = torch.ones_like(a)
     with torch.inference_mode():
-        va = model.user_vectors(a, demo, ctx, all_positions=True)
-        vb = model.user_vectors(b, demo, ctx, all_positions=True)
+        va = model.user_vectors(a, gaps, demo, ctx, all_positions=True)
+        vb = model.user_vectors(b, gaps, demo, ctx, all_positions=True)
     assert torch.allclose(va[:, :-1], vb[:, :-1], atol=1e-6)
     assert not torch.allclose(va[:, -1], vb[:, -1])
 
@@ -103,7 +108,8 @@ def test_windows_cover_every_transition_once() -> None:
     data = SequenceData(
         [np.arange(1, 8), np.arange(1, 3)], [np.arange(7), np.arange(2)], np.zeros((2, 3), int)
     )
-    x, y, _, users = make_windows(data, max_history=3)
+    windows = make_windows(data, max_history=3)
+    x, y, users = windows.inputs, windows.targets, windows.users
     pairs = {(int(a), int(b)) for xr, yr in zip(x, y, strict=True)
              for a, b in zip(xr, yr, strict=True) if b != PAD}  # fmt: skip
     assert pairs == {(i, i + 1) for i in range(1, 7)} | {(1, 2)}

@@ -1,0 +1,90 @@
+"""Production retrieval training end to end on ml-100k: CLI, bundle, reload, new items."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.settings import Settings
+from retrieval.base import RequestContext
+from retrieval.bundle import RetrievalBundle
+from retrieval.pipeline import latest_bundle
+from retrieval.sources.two_tower import TwoTowerSource
+
+from .conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def artifacts(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bundle") / "artifacts"
+
+
+def _marquee(artifacts: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MARQUEE_DATA_DIR": str(data_dir),
+        "MARQUEE_ARTIFACTS_DIR": str(artifacts),
+        "MARQUEE_CACHE_DIR": str(artifacts.parent / "cache"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(artifacts: Path, data_dir: Path) -> Path:
+    root = artifacts.parent
+    proc = _marquee(artifacts, data_dir, "train", "retrieval", "--dataset", "ml-100k",
+                    "--max-epochs", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "validation recall@10" in proc.stdout
+    folder = latest_bundle(Settings(artifacts_dir=root / "artifacts"), "ml-100k")
+    assert folder is not None
+    return folder / "retrieval"
+
+
+def test_bundle_reloads_and_serves_identical_candidates(trained_bundle: Path, ml_100k) -> None:
+    bundle = RetrievalBundle.load(trained_bundle)
+    assert bundle.meta["dataset"] == "ml-100k" and bundle.meta["best_epoch"] >= 1
+    assert bundle.index is not None and len(bundle.index) == len(ml_100k.items)
+    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
+                            bundle.occupation_vocab)  # fmt: skip
+    rebuilt = TwoTowerSource(bundle.model, bundle.features.item_ids, None, bundle.occupation_vocab)
+    history = ml_100k.events.loc[ml_100k.events["user_id"] == 1, "item_id"].to_numpy()[:30]
+    ctx = RequestContext(
+        user_id=1,
+        history=history,
+        timestamp=880_000_000,
+        demographics={"gender": "M", "age": 24, "occupation": "technician"},
+    )
+    got = [c.item_id for c in source.candidates(ctx, 50)]
+    assert got == [c.item_id for c in rebuilt.candidates(ctx, 50)]
+    assert len(got) == 50 and not set(got) & set(history.tolist())
+
+
+def test_demographics_change_the_user_vector(trained_bundle: Path) -> None:
+    bundle = RetrievalBundle.load(trained_bundle)
+    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
+                            bundle.occupation_vocab)  # fmt: skip
+    base = RequestContext(user_id=None, history=np.array([], dtype=np.int64), timestamp=0)
+    young = RequestContext(
+        None, base.history, 0, {"gender": "F", "age": 19, "occupation": "student"}
+    )
+    old = RequestContext(None, base.history, 0, {"gender": "M", "age": 60, "occupation": "retired"})
+    assert not np.allclose(source.user_vector(young), source.user_vector(old))
+
+
+def test_index_command_rebuilds_with_hnsw(trained_bundle: Path, artifacts: Path, data_dir) -> None:
+    proc = _marquee(artifacts, data_dir, "index", "--dataset", "ml-100k", "--kind", "hnsw")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recall = float(proc.stdout.strip().rsplit(" ", 1)[-1])
+    assert recall >= 0.95
+    assert RetrievalBundle.load(trained_bundle).index.kind == "hnsw"
+    bad = _marquee(artifacts, data_dir, "index", "--dataset", "ml-100k", "--kind", "lsh")
+    assert bad.returncode == 2 and "unknown index kind" in bad.stderr
