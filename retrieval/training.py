@@ -35,7 +35,7 @@ from retrieval.two_tower import PAD, TwoTowerConfig, TwoTowerModel
 class TrainConfig:
     max_epochs: int = 60
     batch_size: int = 64  # windows per step
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     random_negatives: int = 1024
     hard_negative_share: float = 0.2  # of the negative pool; the rest is in-batch + random
@@ -43,7 +43,7 @@ class TrainConfig:
     content_alignment: float = 0.5  # weight of pulling content-only vectors onto full ones
     time_dropout: float = 0.15  # share of windows trained without event times, so a
     # request without them (onboarding picks, a client that sends no times) still works
-    patience: int = 5  # epochs without validation improvement before stopping
+    patience: int = 8  # epochs without validation improvement before stopping
     max_seconds: float = 270.0
     seed: int = 42
 
