@@ -155,7 +155,9 @@ def train_retrieval(
     max_epochs: int = typer.Option(
         60, min=1, help="Upper bound; early stopping usually ends sooner."
     ),
-    max_seconds: float = typer.Option(270.0, min=1.0, help="Wall-clock budget for training."),
+    max_seconds: float = typer.Option(
+        600.0, min=1.0, help="Wall-clock safety net; early stopping normally ends sooner."
+    ),
 ) -> None:
     """Train the two-tower model, build its ANN index, save a bundle (artifacts/bundles)."""
     from catalog.tables import load_catalog
@@ -217,7 +219,10 @@ def index(
     ids = faiss.vector_to_array(old.index.id_map).astype(np.int64)
     vectors = np.vstack([old.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
     with console.status(f"building {kind} index over {len(ids):,} items"):
-        new = AnnIndex.build(vectors, ids, kind=kind)  # type: ignore[arg-type]
+        try:
+            new = AnnIndex.build(vectors, ids, kind=kind)  # type: ignore[arg-type]
+        except ValueError as exc:  # e.g. too few items to train IVF-PQ codebooks
+            raise UsageError(str(exc)) from None
     exact = AnnIndex.build(vectors, ids, kind="exact")
     rng = np.random.default_rng(0)
     probe = vectors[rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)]
@@ -241,7 +246,7 @@ def up(
     settings = get_settings()
     data_prepare(dataset="all", rebuild=False)
     if latest_bundle(settings, "ml-latest-small") is None:
-        train_retrieval(dataset="ml-latest-small", max_epochs=60, max_seconds=270.0)
+        train_retrieval(dataset="ml-latest-small", max_epochs=60, max_seconds=600.0)
     report = Path(settings.artifacts_dir) / "reports" / "baselines-ml-latest-small.md"
     if refresh or not report.is_file():
         eval_baselines(dataset="ml-latest-small", models="", out=None)
@@ -266,8 +271,9 @@ def bench(
 
 def main() -> None:
     logging.basicConfig(
-        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=err_console)]
+        level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err_console)]
     )
+    logging.getLogger("marquee").setLevel(logging.INFO)
     try:
         app()
     except DataError as exc:

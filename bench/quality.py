@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
             f"Command: `{COMMAND}` (date {report.created}).",
             report.stats_markdown(),
             report.table_markdown(),
-            "Hyperparameters tuned on validation NDCG@10 and refitted on train+validation. "
+            "Baselines: hyperparameters tuned on validation NDCG@10 and refitted on "
+            "train+validation. TwoTower: early-stopped on validation Recall@10 (epochs = best "
+            "epoch), not refitted; test histories include the validation item. "
             "Published on this protocol: SASRec NDCG@10 0.0522 / Recall@10 0.0993, "
             "LRURec 0.0705 / 0.1426.",
             *report.sections,

@@ -84,8 +84,10 @@ class Report:
                     f"# {self.title}",
                     f"Command: `{self.command}`  \nCreated: {self.created}",
                     self.stats_markdown(),
-                    "Test metrics (hyperparameters chosen on validation NDCG@10, model refitted on "
-                    "train+validation; full-catalog ranking with history excluded):",
+                    "Test metrics, full-catalog ranking with history excluded. Baselines: "
+                    "hyperparameters chosen on validation NDCG@10, refitted on train+validation. "
+                    "TwoTower: early-stopped on validation Recall@10, not refitted; its test "
+                    "histories include the validation item.",
                     self.table_markdown(),
                     f"For orientation on this protocol, published: {published}.",
                 ]

