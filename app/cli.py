@@ -149,6 +149,25 @@ def eval_retrieval(
         console.print(f"{kind}: {path}")
 
 
+@eval_app.command("ranking")
+def eval_ranking(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
+    out: Path = typer.Option(None, help="Report folder (default: <artifacts>/reports)."),
+) -> None:
+    """Every stage on LOO-full: pool recall, ranker AUCs, final feed, diversity, cold start."""
+    from evaluation.ranking_report import run_ranking_report
+
+    (name,) = _datasets(dataset)
+    settings = get_settings()
+    command = "marquee " + shlex.join(sys.argv[1:])
+    report = run_ranking_report(name, settings, command=command)
+    folder = out or Path(settings.artifacts_dir) / "reports"
+    paths = report.save(folder, f"ranking-{name}")
+    _print_report(report)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
 @train_app.command("retrieval")
 def train_retrieval(
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),

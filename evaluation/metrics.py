@@ -125,3 +125,15 @@ def intra_list_diversity(top: np.ndarray, item_features: np.ndarray | sp.spmatri
         return 0.0
     off_diag = (sims.sum(axis=(1, 2)) - np.einsum("ukk->u", sims)) / (k * (k - 1))
     return float((1.0 - off_diag).mean())
+
+
+def binary_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC of scores for binary labels (Mann-Whitney; ties count one half)."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ class Report:
     command: str
     sections: list[str] = field(default_factory=list)  # extra Markdown, e.g. per-stage tables
     extra_metrics: dict[str, float] = field(default_factory=dict)  # flat, e.g. pool.recall@500
+    extra_plots: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # suffix -> draw
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,4 +134,7 @@ class Report:
         paths["markdown"].write_text(self.to_markdown())
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2, default=str))
         self.plot(paths["plot"])
+        for suffix, draw in self.extra_plots.items():
+            paths[suffix] = folder / f"{stem}-{suffix}.png"
+            draw(paths[suffix])
         return paths

@@ -1,1 +1,1 @@
-"""Multi-task ranker, re-ranking rules, cold start and bandits."""
+"""Ranking: multi-task ranker, re-ranking rules, cold start and bandits."""

@@ -8,7 +8,10 @@ there is no refit: the sequence model sees the validation item as input history.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,6 +121,49 @@ def train_on_split(
     )
     result = trainer.fit(validator(valid, demographics), progress=progress)
     return result, features
+
+
+def cached_train_on_split(
+    split: Split,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    text_vectors: np.ndarray,
+    cache_dir: Path,
+    catalog_version: str,
+    model_config: TwoTowerConfig | None = None,
+    train_config: TrainConfig | None = None,
+    progress: Callable[[int, float, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """`train_on_split`, reusing a model trained with the same data and configs.
+
+    Stage-by-stage reports (ranking, LLM re-rank) all need the retrieval model of the
+    split; training it once per catalog version and config keeps them fast.
+    """
+    model_config = model_config or TwoTowerConfig()
+    train_config = train_config or TrainConfig()
+    key = hashlib.sha256(
+        json.dumps(
+            [split.name, split.dataset, catalog_version, model_config.to_dict(),
+             train_config.to_dict()], sort_keys=True,
+        ).encode()
+    ).hexdigest()[:12]  # fmt: skip
+    path = Path(cache_dir) / f"two-tower-{split.dataset}-{key}.pt"
+    features = ItemFeatures.build(items, split.item_ids, text_vectors)
+    if path.is_file():
+        saved = torch.load(path, weights_only=False)
+        model = TwoTowerModel(features, model_config)
+        model.load_state_dict(saved["state"])
+        model.eval()
+        return TrainResult(model, saved["best_epoch"], [], saved["seconds"])
+    result, _ = train_on_split(
+        split, items, users, text_vectors, model_config, train_config, progress
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"state": result.model.state_dict(), "best_epoch": result.best_epoch,
+         "seconds": result.seconds}, path,
+    )  # fmt: skip
+    return result
 
 
 def two_tower_result(

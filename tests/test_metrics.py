@@ -109,3 +109,12 @@ def test_coverage_novelty_and_diversity_by_hand() -> None:
     assert intra_list_diversity(np.array([[0, 1]]), features) == pytest.approx(1.0)
     assert intra_list_diversity(np.array([[0, 2]]), features) == pytest.approx(1 - 1 / math.sqrt(2))
     assert intra_list_diversity(np.array([[0, 0, 0]]), features) == pytest.approx(0.0)
+
+
+def test_binary_auc_by_hand() -> None:
+    from evaluation.metrics import binary_auc
+
+    # positives 0.8 and 0.4; negatives 0.6 and 0.2: 3 of 4 pairs ordered -> 0.75
+    assert binary_auc(np.array([1, 0, 1, 0]), np.array([0.8, 0.6, 0.4, 0.2])) == 0.75
+    assert binary_auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    assert math.isnan(binary_auc(np.array([0, 0]), np.array([0.1, 0.2])))

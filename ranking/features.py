@@ -1,0 +1,144 @@
+"""Ranker features for one request's candidate pool, built in one vectorized pass.
+
+Groups (see the ranking issue): retrieval (which sources found the item and at
+what rank, the two-tower score), item (genres, era, age at request time,
+popularity), user long-term (genre affinities, activity, demographics), user
+short-term (genre mix and text centroid of the last items, time since the last
+event), cross (affinity x item genres, text similarity) and context (hour and
+weekday as angles). Everything comes from the request and static item arrays,
+so the same code serves offline training and online scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.base import RequestContext
+from retrieval.merge import PooledCandidate
+
+SOURCES = ("two_tower", "covisit", "content", "trending", "popularity")
+SHORT_TERM = 10  # items that make the "session"
+SECONDS_PER_YEAR = 365.25 * 86400
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Static item arrays keyed by raw id (row i = item_ids[i], sorted)."""
+
+    item_ids: np.ndarray
+    genres: np.ndarray  # (n, g) float32 multi-hot
+    years: np.ndarray  # (n,) float32, NaN when unknown
+    log_popularity: np.ndarray  # (n,) log1p(train events)
+    text: np.ndarray  # (n, d) float32, L2-normalized
+
+    def rows(self, raw_ids: np.ndarray) -> np.ndarray:
+        """Row of each raw id; -1 when unknown."""
+        raw = np.asarray(raw_ids, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self.item_ids, raw), 0, len(self.item_ids) - 1)
+        return np.where(self.item_ids[pos] == raw, pos, -1)
+
+
+def feature_names(n_genres: int) -> list[str]:
+    names = [f"in_{s}" for s in SOURCES] + [f"rank_{s}" for s in SOURCES]
+    names += ["two_tower_score", "n_sources", "log_popularity", "year", "age_years", "no_year"]
+    names += [f"genre_{j}" for j in range(n_genres)]
+    names += [f"affinity_x_genre_{j}" for j in range(n_genres)]
+    names += ["affinity_dot", "session_dot", "text_sim_recent", "text_sim_long"]
+    names += ["log_history", "since_last_log", "gender_m", "gender_f", "age_norm", "has_demo"]
+    names += ["hour_sin", "hour_cos", "weekday_sin", "weekday_cos"]
+    return names
+
+
+def build_features(
+    ctx: RequestContext, pool: Sequence[PooledCandidate], items: ItemTable
+) -> np.ndarray:
+    """(len(pool), n_features) float32 matrix in `feature_names` order."""
+    n = len(pool)
+    cand_rows = items.rows(np.array([c.item_id for c in pool], dtype=np.int64))
+    known = cand_rows >= 0
+    safe = np.where(known, cand_rows, 0)
+
+    member = np.zeros((n, len(SOURCES)), dtype=np.float32)
+    inv_rank = np.zeros((n, len(SOURCES)), dtype=np.float32)
+    tt_score = np.zeros(n, dtype=np.float32)
+    for i, cand in enumerate(pool):
+        for j, source in enumerate(SOURCES):
+            rank = cand.ranks.get(source)
+            if rank is not None:
+                member[i, j] = 1.0
+                inv_rank[i, j] = 1.0 / (1.0 + rank)
+        tt_score[i] = cand.scores.get("two_tower", 0.0)
+
+    genres = items.genres[safe] * known[:, None]
+    years = items.years[safe]
+    request_year = 1970 + ctx.timestamp / SECONDS_PER_YEAR
+    no_year = np.isnan(years) | ~known
+    year_norm = np.where(no_year, 0.0, (years - 1990.0) / 30.0)
+    age = np.where(no_year, 0.0, np.clip(request_year - years, 0, 100) / 30.0)
+
+    hist_rows = items.rows(np.asarray(ctx.history, dtype=np.int64))
+    hist_rows = hist_rows[hist_rows >= 0]
+    if hist_rows.size:
+        affinity = items.genres[hist_rows].mean(axis=0)
+        recent = hist_rows[-SHORT_TERM:]
+        session = items.genres[recent].mean(axis=0)
+        recent_text = _unit(items.text[recent].mean(axis=0))
+        long_text = _unit(items.text[hist_rows].mean(axis=0))
+    else:
+        g, d = items.genres.shape[1], items.text.shape[1]
+        affinity = session = np.zeros(g, dtype=np.float32)
+        recent_text = long_text = np.zeros(d, dtype=np.float32)
+    cand_text = items.text[safe] * known[:, None]
+
+    demo = ctx.demographics or {}
+    gender = str(demo.get("gender", ""))
+    age_years = demo.get("age")
+    times = ctx.history_times
+    since_last = (
+        np.log1p(max(ctx.timestamp - int(times[-1]), 0) / 60.0) / 10.0
+        if times is not None and len(times)
+        else 0.0
+    )
+    hour = (ctx.timestamp // 3600) % 24
+    weekday = (ctx.timestamp // 86400 + 3) % 7
+    user_row = np.array(
+        [
+            np.log1p(hist_rows.size) / 5.0,
+            since_last,
+            float(gender == "M"),
+            float(gender == "F"),
+            (float(age_years) / 50.0) if age_years is not None else 0.0,
+            float(bool(demo)),
+            np.sin(2 * np.pi * hour / 24),
+            np.cos(2 * np.pi * hour / 24),
+            np.sin(2 * np.pi * weekday / 7),
+            np.cos(2 * np.pi * weekday / 7),
+        ],
+        dtype=np.float32,
+    )
+    columns = [
+        member,
+        inv_rank,
+        tt_score[:, None],
+        member.sum(axis=1, keepdims=True) / len(SOURCES),
+        (items.log_popularity[safe] * known)[:, None] / 8.0,
+        year_norm[:, None],
+        age[:, None],
+        no_year[:, None].astype(np.float32),
+        genres,
+        genres * affinity[None, :],
+        (genres @ affinity)[:, None],
+        (genres @ session)[:, None],
+        (cand_text @ recent_text)[:, None],
+        (cand_text @ long_text)[:, None],
+        np.broadcast_to(user_row, (n, user_row.size)),
+    ]
+    return np.hstack(columns).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 0 else v.astype(np.float32)

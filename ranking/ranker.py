@@ -1,0 +1,170 @@
+"""Multi-task deep ranker: wide & deep with a shared bottom and one tower per objective.
+
+Objectives: P(click) = the candidate is the item consumed next (watched),
+P(complete) = consumed and rated >= 3 (proxy), P(like) = rated >= 4,
+P(regret) = rated <= 2. Negatives are real: retrieved for the request but not
+consumed. The final score is the configurable blend
+w_click P(click) + w_complete P(complete) + w_like P(like) - w_regret P(regret).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ranking.base import OBJECTIVES, RankedItem
+from ranking.features import ItemTable, build_features
+from retrieval.base import RequestContext
+from retrieval.merge import PooledCandidate
+
+
+@dataclass(frozen=True)
+class BlendWeights:
+    click: float = 1.0
+    complete: float = 0.3
+    like: float = 0.3
+    regret: float = 0.3
+
+    def combine(self, probs: np.ndarray) -> np.ndarray:
+        """probs: (n, 4) in OBJECTIVES order."""
+        w = np.array([self.click, self.complete, self.like, -self.regret], dtype=np.float32)
+        return probs @ w
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    hidden: tuple[int, ...] = (128, 64)
+    tower: int = 32
+    dropout: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 2048
+    max_epochs: int = 40
+    patience: int = 4
+    seed: int = 42
+    task_weights: tuple[float, float, float, float] = (1.0, 0.5, 0.5, 0.5)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MultiTaskNet(nn.Module):
+    def __init__(self, n_features: int, config: RankerConfig) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        layers: list[nn.Module] = []
+        width = n_features
+        for h in config.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(config.dropout)]
+            width = h
+        self.bottom = nn.Sequential(*layers)
+        self.towers = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, config.tower), nn.ReLU(), nn.Linear(config.tower, 1))
+            for _ in OBJECTIVES
+        )
+        self.wide = nn.Linear(n_features, len(OBJECTIVES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (n, 4) in OBJECTIVES order."""
+        z = (x - self.mean) / self.std
+        shared = self.bottom(z)
+        deep = torch.cat([tower(shared) for tower in self.towers], dim=1)
+        return deep + self.wide(z)
+
+
+@dataclass
+class RankerTrainResult:
+    net: MultiTaskNet
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_ranker(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    validate: Callable[[MultiTaskNet], float],
+    config: RankerConfig | None = None,
+) -> RankerTrainResult:
+    """Per-task BCE; early stopping on `validate(net)` (higher is better)."""
+    config = config or RankerConfig()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    net = MultiTaskNet(x_train.shape[1], config)
+    x = torch.from_numpy(x_train)
+    y = torch.from_numpy(y_train.astype(np.float32))
+    net.mean.copy_(x.mean(dim=0))
+    net.std.copy_(x.std(dim=0).clamp_min(1e-4))
+    task_w = torch.tensor(config.task_weights)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    started = time.perf_counter()
+    best = (-np.inf, 0, copy.deepcopy(net.state_dict()))
+    history = []
+    for epoch in range(1, config.max_epochs + 1):
+        net.train()
+        order = torch.from_numpy(rng.permutation(len(x)))
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            logits = net(x[idx])
+            per_task = F.binary_cross_entropy_with_logits(logits, y[idx], reduction="none")
+            loss = (per_task.mean(dim=0) * task_w).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        net.eval()
+        metric = validate(net)
+        history.append({"epoch": epoch, "loss": total / len(x), "valid": metric})
+        if metric > best[0]:
+            best = (metric, epoch, copy.deepcopy(net.state_dict()))
+        elif epoch - best[1] >= config.patience:
+            break
+    net.load_state_dict(best[2])
+    net.eval()
+    return RankerTrainResult(net, best[1], history, time.perf_counter() - started)
+
+
+class Ranker:
+    """Scores one request's pool: per-objective probabilities and the blended score."""
+
+    def __init__(self, net: MultiTaskNet, items: ItemTable, weights: BlendWeights) -> None:
+        self.net = net.eval()
+        self.items = items
+        self.weights = weights
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.sigmoid(self.net(torch.from_numpy(features))).numpy()
+
+    def score(
+        self, ctx: RequestContext, candidates: Sequence[PooledCandidate]
+    ) -> dict[str, np.ndarray]:
+        """Per-objective probabilities for each candidate (DESIGN's `Ranker.score`)."""
+        probs = self.probabilities(build_features(ctx, candidates, self.items))
+        return {name: probs[:, j] for j, name in enumerate(OBJECTIVES)}
+
+    def rank(self, ctx: RequestContext, candidates: Sequence[PooledCandidate]) -> list[RankedItem]:
+        """Candidates sorted by the blended score, best first."""
+        if not candidates:
+            return []
+        probs = self.probabilities(build_features(ctx, candidates, self.items))
+        blended = self.weights.combine(probs)
+        order = np.argsort(-blended, kind="stable")
+        return [
+            RankedItem(
+                item_id=candidates[i].item_id,
+                score=float(blended[i]),
+                objectives={name: float(probs[i, j]) for j, name in enumerate(OBJECTIVES)},
+                sources=candidates[i].sources,
+            )
+            for i in order
+        ]

@@ -1,0 +1,38 @@
+"""Re-ranking rules: filters, policy, freshness, diversity and exploration.
+
+Each rule implements ranking.base.Rule; build an ItemMeta once per catalog load and
+hand it to the rules that read metadata. See pipeline.py for the recommended order.
+"""
+
+from ranking.rules.diversity import Diversity, DiversityConfig
+from ranking.rules.exploration import Exploration, ExplorationConfig
+from ranking.rules.freshness import FreshnessBoost, FreshnessConfig
+from ranking.rules.genre_filter import GenreFilter
+from ranking.rules.meta import ItemMeta
+from ranking.rules.pipeline import PipelineResult, RuleFailed, RulePipeline
+from ranking.rules.policy import (
+    DEFAULT_PROFILES,
+    ContentPolicy,
+    ContentPolicyConfig,
+    MaturityProfile,
+)
+from ranking.rules.seen import RemoveSeen
+
+__all__ = [
+    "DEFAULT_PROFILES",
+    "ContentPolicy",
+    "ContentPolicyConfig",
+    "Diversity",
+    "DiversityConfig",
+    "Exploration",
+    "ExplorationConfig",
+    "FreshnessBoost",
+    "FreshnessConfig",
+    "GenreFilter",
+    "ItemMeta",
+    "MaturityProfile",
+    "PipelineResult",
+    "RemoveSeen",
+    "RuleFailed",
+    "RulePipeline",
+]
