@@ -211,6 +211,35 @@ def train_retrieval(
     console.print(f"bundle: {folder}")
 
 
+@train_app.command("ranker")
+def train_ranker_cmd(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
+) -> None:
+    """Train the multi-task ranker on real retrieval outcomes into the latest bundle."""
+    from catalog.tables import load_catalog
+    from ranking.pipeline import save_ranker, train_ranker_bundle
+    from retrieval.bundle import RetrievalBundle
+    from retrieval.pipeline import latest_bundle
+
+    (name,) = _datasets(dataset)
+    settings = get_settings()
+    folder = latest_bundle(settings, name)
+    if folder is None:
+        raise UsageError(f"no retrieval bundle for {name}; run `marquee train retrieval` first")
+    catalog = load_catalog(name, settings)
+    with console.status("retrieving candidate pools and training the ranker"):
+        fitted, items = train_ranker_bundle(
+            catalog, settings, RetrievalBundle.load(folder / "retrieval")
+        )
+    meta = {"dataset": name, "catalog_version": catalog.version}
+    save_ranker(fitted, items, folder / "ranking", meta)
+    console.print(
+        f"ranker: best epoch {fitted.best_epoch}, {fitted.seconds:.1f}s; held-out NDCG@10 "
+        f"{fitted.hold_ndcg10:.4f}; blend {fitted.blend}"
+    )
+    console.print(f"bundle: {folder}")
+
+
 @app.command("index")
 def index(
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
@@ -264,8 +293,12 @@ def up(
 
     settings = get_settings()
     data_prepare(dataset="all", rebuild=False)
-    if latest_bundle(settings, "ml-latest-small") is None:
+    bundle = latest_bundle(settings, "ml-latest-small")
+    if bundle is None:
         train_retrieval(dataset="ml-latest-small", max_epochs=60, max_seconds=600.0)
+        bundle = latest_bundle(settings, "ml-latest-small")
+    if bundle is not None and not (bundle / "ranking" / "net.pt").is_file():
+        train_ranker_cmd(dataset="ml-latest-small")
     report = Path(settings.artifacts_dir) / "reports" / "baselines-ml-latest-small.md"
     if refresh or not report.is_file():
         eval_baselines(dataset="ml-latest-small", models="", out=None)

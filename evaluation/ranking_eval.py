@@ -137,6 +137,42 @@ class RankingOutcome:
     hold_scores: list[np.ndarray]
 
 
+@dataclass
+class FittedRanker:
+    net: MultiTaskNet
+    blend: BlendWeights
+    best_epoch: int
+    seconds: float
+    hold_users: list[int]
+    hold_scores: list[np.ndarray]
+    hold_ndcg10: float
+
+
+def fit_ranker(
+    pools: StagePools, items: ItemTable, config: RankerConfig | None = None, seed: int = 42
+) -> FittedRanker:
+    """Train on 80% of the requests; the other 20% early-stop it and pick the blend."""
+    rng = np.random.default_rng(seed)
+    users = rng.permutation(len(pools.ctxs))
+    n_hold = max(1, len(users) // 5)
+    hold, fit_users = np.sort(users[:n_hold]), np.sort(users[n_hold:])
+    x_fit, y_fit, _ = labelled(pools, items, fit_users)
+    x_hold, _, g_hold = labelled(pools, items, hold)
+    hold_users = [int(u) for u in hold if pools.pools[u]]
+
+    def ndcg_on_hold(net: MultiTaskNet, blend: BlendWeights = BLEND_GRID[0]) -> float:
+        scores, _ = request_scores(net, x_hold, g_hold, hold_users, blend)
+        return metrics_from_ranks(target_ranks(scores, pools, hold_users), ks=(10,))["ndcg@10"]
+
+    trained = train_ranker(x_fit, y_fit, ndcg_on_hold, config)
+    blend = max(BLEND_GRID, key=lambda b: ndcg_on_hold(trained.net, b))
+    hold_scores, _ = request_scores(trained.net, x_hold, g_hold, hold_users, blend)
+    return FittedRanker(
+        trained.net, blend, trained.best_epoch, trained.seconds, hold_users, hold_scores,
+        ndcg_on_hold(trained.net, blend),
+    )  # fmt: skip
+
+
 def run_ranker(
     valid: StagePools,
     test: StagePools,
@@ -148,24 +184,11 @@ def run_ranker(
     config: RankerConfig | None = None,
     seed: int = 42,
 ) -> RankingOutcome:
-    rng = np.random.default_rng(seed)
-    users = rng.permutation(len(valid.ctxs))
-    n_hold = max(1, len(users) // 5)
-    hold, fit_users = np.sort(users[:n_hold]), np.sort(users[n_hold:])
-    x_fit, y_fit, _ = labelled(valid, valid_items, fit_users)
-    x_hold, _, g_hold = labelled(valid, valid_items, hold)
-    hold_users = [u for u in hold if valid.pools[u]]
-
-    def ndcg_on_hold(net: MultiTaskNet, blend: BlendWeights = BLEND_GRID[0]) -> float:
-        scores, _ = request_scores(net, x_hold, g_hold, hold_users, blend)
-        return metrics_from_ranks(target_ranks(scores, valid, hold_users), ks=(10,))["ndcg@10"]
-
-    trained = train_ranker(x_fit, y_fit, ndcg_on_hold, config)
-    blend = max(BLEND_GRID, key=lambda b: ndcg_on_hold(trained.net, b))
-
+    fitted = fit_ranker(valid, valid_items, config, seed)
+    blend = fitted.blend
     test_users = list(range(len(test.ctxs)))
     x_test, y_test, g_test = labelled(test, test_items, test_users)
-    scores, probs = request_scores(trained.net, x_test, g_test, test_users, blend)
+    scores, probs = request_scores(fitted.net, x_test, g_test, test_users, blend)
     ranks = target_ranks(scores, test, test_users)
     metrics = metrics_from_ranks(ranks, ks=(1, 5, 10, 20, 50))
     for j, name in enumerate(OBJECTIVES):
@@ -181,10 +204,9 @@ def run_ranker(
     metrics["coverage@10"] = catalog_coverage(top10, len(split.item_ids))
     metrics["novelty@10"] = novelty(top10, popularity, n_users_train)
     metrics["ild@10"] = intra_list_diversity(top10, genre_features)
-    hold_scores, _ = request_scores(trained.net, x_hold, g_hold, hold_users, blend)
     return RankingOutcome(
-        metrics, blend, trained.best_epoch, trained.seconds, top10, trained.net,
-        scores, hold_users, hold_scores,
+        metrics, blend, fitted.best_epoch, fitted.seconds, top10, fitted.net,
+        scores, fitted.hold_users, fitted.hold_scores,
     )  # fmt: skip
 
 

@@ -158,12 +158,13 @@ class Ranker:
             return []
         probs = self.probabilities(build_features(ctx, candidates, self.items))
         blended = self.weights.combine(probs)
-        order = np.argsort(-blended, kind="stable")
+        order = np.argsort(-blended, kind="stable").tolist()
+        rows, scores = probs.tolist(), blended.tolist()  # Python floats once, not per field
         return [
             RankedItem(
                 item_id=candidates[i].item_id,
-                score=float(blended[i]),
-                objectives={name: float(probs[i, j]) for j, name in enumerate(OBJECTIVES)},
+                score=scores[i],
+                objectives=dict(zip(OBJECTIVES, rows[i], strict=True)),
                 sources=candidates[i].sources,
             )
             for i in order

@@ -88,3 +88,28 @@ def test_index_command_rebuilds_with_hnsw(trained_bundle: Path, artifacts: Path,
     assert RetrievalBundle.load(trained_bundle).index.kind == "hnsw"
     bad = _marquee(artifacts, data_dir, "index", "--dataset", "ml-100k", "--kind", "lsh")
     assert bad.returncode == 2 and "unknown index kind" in bad.stderr
+
+
+def test_train_ranker_saves_a_ranker_that_orders_a_pool(trained_bundle: Path, artifacts: Path,
+                                                         data_dir, ml_100k) -> None:  # fmt: skip
+    from ranking.pipeline import load_ranker
+    from retrieval.merge import PooledCandidate
+
+    proc = _marquee(artifacts, data_dir, "train", "ranker", "--dataset", "ml-100k")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "held-out NDCG@10" in proc.stdout
+    ranker = load_ranker(trained_bundle.parent / "ranking")
+    bundle = RetrievalBundle.load(trained_bundle)
+    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
+                            bundle.occupation_vocab)  # fmt: skip
+    history = ml_100k.events.loc[ml_100k.events["user_id"] == 7, "item_id"].to_numpy()[:40]
+    ctx = RequestContext(user_id=7, history=history, timestamp=880_000_000)
+    pool = [
+        PooledCandidate(c.item_id, ("two_tower",), {"two_tower": c.score}, {"two_tower": r})
+        for r, c in enumerate(source.candidates(ctx, 200))
+    ]
+    ranked = ranker.rank(ctx, pool)
+    assert sorted(r.item_id for r in ranked) == sorted(c.item_id for c in pool)
+    scores = [r.score for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= r.objectives["click"] <= 1.0 for r in ranked)
