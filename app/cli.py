@@ -106,6 +106,13 @@ def _print_report(report: Report) -> None:
         console.print(Markdown(section))
 
 
+def _save_and_print(report: Report, folder: Path, stem: str) -> None:
+    paths = report.save(folder, stem)
+    _print_report(report)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
 @eval_app.command("baselines")
 def eval_baselines(
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
@@ -123,11 +130,7 @@ def eval_baselines(
         report = run_baselines(name, settings, chosen, command=command)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    folder = out or Path(settings.artifacts_dir) / "reports"
-    paths = report.save(folder, f"baselines-{name}")
-    _print_report(report)
-    for kind, path in paths.items():
-        console.print(f"{kind}: {path}")
+    _save_and_print(report, out or Path(settings.artifacts_dir) / "reports", "baselines-" + name)
 
 
 @eval_app.command("retrieval")
@@ -142,11 +145,7 @@ def eval_retrieval(
     settings = get_settings()
     command = "marquee " + shlex.join(sys.argv[1:])
     report = run_quality_report(name, settings, command=command)
-    folder = out or Path(settings.artifacts_dir) / "reports"
-    paths = report.save(folder, f"retrieval-{name}")
-    _print_report(report)
-    for kind, path in paths.items():
-        console.print(f"{kind}: {path}")
+    _save_and_print(report, out or Path(settings.artifacts_dir) / "reports", "retrieval-" + name)
 
 
 @eval_app.command("ranking")
@@ -161,11 +160,7 @@ def eval_ranking(
     settings = get_settings()
     command = "marquee " + shlex.join(sys.argv[1:])
     report = run_ranking_report(name, settings, command=command)
-    folder = out or Path(settings.artifacts_dir) / "reports"
-    paths = report.save(folder, f"ranking-{name}")
-    _print_report(report)
-    for kind, path in paths.items():
-        console.print(f"{kind}: {path}")
+    _save_and_print(report, out or Path(settings.artifacts_dir) / "reports", "ranking-" + name)
 
 
 @train_app.command("retrieval")
