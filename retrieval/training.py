@@ -43,7 +43,7 @@ class TrainConfig:
     content_alignment: float = 0.5  # weight of pulling content-only vectors onto full ones
     time_dropout: float = 0.15  # share of windows trained without event times, so a
     # request without them (onboarding picks, a client that sends no times) still works
-    patience: int = 8  # epochs without validation improvement before stopping
+    patience: int = 6  # epochs without validation improvement before stopping
     max_seconds: float = 600.0  # safety net; the epoch cap and early stopping decide
     seed: int = 42
 
