@@ -1,1 +1,1 @@
-"""Online feature store and nearline updater (built in the serving issue)."""
+"""Online feature store (Redis and in-process) and, with the serving issue, the nearline updater."""
