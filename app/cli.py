@@ -10,6 +10,7 @@ import logging
 import runpy
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -113,6 +114,14 @@ def _save_and_print(report: Report, folder: Path, stem: str) -> None:
         console.print(f"{kind}: {path}")
 
 
+def _run_report(runner: Callable[..., Report], dataset: str, out: Path | None, stem: str) -> None:
+    """Run a report builder for one dataset, then save it as <stem>-<dataset>.*"""
+    (name,) = _datasets(dataset)
+    settings = get_settings()
+    report = runner(name, settings, command="marquee " + shlex.join(sys.argv[1:]))
+    _save_and_print(report, out or Path(settings.artifacts_dir) / "reports", f"{stem}-{name}")
+
+
 @eval_app.command("baselines")
 def eval_baselines(
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
@@ -141,11 +150,7 @@ def eval_retrieval(
     """Baselines + two-tower + every candidate source and the merged pool, one LOO-full run."""
     from evaluation.quality_run import run_quality_report
 
-    (name,) = _datasets(dataset)
-    settings = get_settings()
-    command = "marquee " + shlex.join(sys.argv[1:])
-    report = run_quality_report(name, settings, command=command)
-    _save_and_print(report, out or Path(settings.artifacts_dir) / "reports", "retrieval-" + name)
+    _run_report(run_quality_report, dataset, out, "retrieval")
 
 
 @eval_app.command("ranking")
@@ -156,11 +161,7 @@ def eval_ranking(
     """Every stage on LOO-full: pool recall, ranker AUCs, final feed, diversity, cold start."""
     from evaluation.ranking_report import run_ranking_report
 
-    (name,) = _datasets(dataset)
-    settings = get_settings()
-    command = "marquee " + shlex.join(sys.argv[1:])
-    report = run_ranking_report(name, settings, command=command)
-    _save_and_print(report, out or Path(settings.artifacts_dir) / "reports", "ranking-" + name)
+    _run_report(run_ranking_report, dataset, out, "ranking")
 
 
 @train_app.command("retrieval")

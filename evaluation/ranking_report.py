@@ -27,7 +27,6 @@ from evaluation.ranking_eval import (
     run_ranker,
 )
 from evaluation.report import Report
-from evaluation.retrieval_eval import recall_at
 from evaluation.runner import ModelResult
 from evaluation.stage_report import StageData, prepare_stages
 from ranking.rules import ItemMeta
@@ -37,13 +36,11 @@ DEFAULT_LAMBDA = 0.85  # ranking/rules default for the feed; see the trade-off s
 
 def _pool_recall(data: StageData, stage: str) -> float:
     pools = data.pools[stage]
-    ranks = np.array(
-        [
-            [c.item_id for c in pool].index(t) if t in [c.item_id for c in pool] else 10**9
-            for pool, t in zip(pools.pools, pools.targets, strict=True)
-        ]
-    )
-    return recall_at(ranks, (500,))["recall@500"]
+    hits = [
+        any(c.item_id == t for c in pool)
+        for pool, t in zip(pools.pools, pools.targets, strict=True)
+    ]
+    return float(np.mean(hits))
 
 
 def _sweep_section(valid: list[DiversityPoint], test: list[DiversityPoint], base: float) -> str:
