@@ -20,6 +20,8 @@ from rich.markdown import Markdown
 from rich.progress import Progress
 from rich.table import Table
 
+from app.cli_serving import ab_app, features_app, serve_cmd, worker_cmd
+from app.errors import UsageError
 from app.settings import get_settings
 from catalog.errors import DataError
 from catalog.sources import RATING_DATASETS
@@ -40,10 +42,10 @@ train_app = typer.Typer(help="Train models into a versioned artifact bundle.", n
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
-
-
-class UsageError(Exception):
-    """A bad argument the user can fix; shown without a traceback."""
+app.add_typer(features_app, name="features")
+app.add_typer(ab_app, name="ab")
+app.command("serve")(serve_cmd)
+app.command("worker")(worker_cmd)
 
 
 def _datasets(dataset: str) -> list[str]:
@@ -279,11 +281,12 @@ def index(
 @app.command("up")
 def up(
     refresh: bool = typer.Option(False, help="Re-run the baseline evaluation even if cached."),
+    serve: bool = typer.Option(True, help="Serve the API after preparing (--no-serve: stop)."),
 ) -> None:
-    """Bring the product up: prepare data, train the default models if none exist, report.
+    """Bring the product up: prepare data, train the default models if none exist, serve.
 
-    Later stages extend this one entry point (train default models, serve API + UI),
-    so the README's run command never changes.
+    One entry point for the README's run command: each step is skipped when its
+    output already exists, so a second run goes straight to serving.
     """
     from retrieval.pipeline import latest_bundle
 
@@ -301,6 +304,8 @@ def up(
     else:
         console.print(report.read_text())
         console.print(f"(cached report {report}; `marquee up --refresh` re-runs it)")
+    if serve:
+        serve_cmd(host=None, port=None, workers=1, with_worker=True)
 
 
 @app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -35,6 +35,29 @@ class Settings(BaseSettings):
         description="Versioned outputs: catalog tables, models, indexes, reports.",
     )
     seed: int = 42
+    dataset: str = Field(default="ml-latest-small", description="Catalog the service serves.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Online feature store and event stream, e.g. redis://127.0.0.1:6379/0. "
+        "Unset: an in-process store and event log (one process, nothing survives a restart).",
+    )
+    redis_prefix: str = Field(default="marquee", description="Namespace of every Redis key.")
+    api_keys: str = Field(
+        default="marquee-dev",
+        description="Comma-separated keys accepted in the X-API-Key header. The default is "
+        "for local development only; set your own before exposing the port.",
+    )
+    serve_worker: bool = Field(
+        default=True, description="Run the nearline event consumer inside each API process."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    experiments_path: Path | None = Field(
+        default=None, description="TOML experiment config; unset = the built-in default."
+    )
+    bundle_poll_s: float = Field(
+        default=30.0, description="How often the service looks for a newer model bundle (0: never)."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -152,13 +152,23 @@ class Ranker:
         probs = self.probabilities(build_features(ctx, candidates, self.items))
         return {name: probs[:, j] for j, name in enumerate(OBJECTIVES)}
 
-    def rank(self, ctx: RequestContext, candidates: Sequence[PooledCandidate]) -> list[RankedItem]:
-        """Candidates sorted by the blended score, best first."""
+    def rank(
+        self,
+        ctx: RequestContext,
+        candidates: Sequence[PooledCandidate],
+        weights: BlendWeights | None = None,
+        limit: int | None = None,
+    ) -> list[RankedItem]:
+        """Candidates sorted by the blended score (default weights unless given), best first.
+
+        `limit` keeps only the best ones: building an item per candidate costs more than
+        scoring it, and a page of 20 never reaches candidate 500.
+        """
         if not candidates:
             return []
         probs = self.probabilities(build_features(ctx, candidates, self.items))
-        blended = self.weights.combine(probs)
-        order = np.argsort(-blended, kind="stable").tolist()
+        blended = (weights or self.weights).combine(probs)
+        order = np.argsort(-blended, kind="stable")[:limit].tolist()
         rows, scores = probs.tolist(), blended.tolist()  # Python floats once, not per field
         return [
             RankedItem(

@@ -35,6 +35,10 @@ class MergeConfig:
     quotas: dict[str, int] = field(default_factory=dict)  # source -> max slots; missing = no cap
     overfetch: float = 1.5  # ask each source for quota * overfetch to survive dedup
     timeout_s: float = 0.25  # a source slower than this is skipped for the request
+    # Run sources on a thread pool (lowest latency for one request) or one after another
+    # in the calling thread: a server already running one request per core gains nothing
+    # from the pool and pays its hand-offs and queueing under load.
+    parallel: bool = True
 
 
 @dataclass
@@ -70,6 +74,8 @@ class CandidateMerger:
         return out, (time.perf_counter() - start) * 1000
 
     def gather(self, ctx: RequestContext) -> MergeResult:
+        if not self.config.parallel:
+            return self._gather_inline(ctx)
         futures = {self._executor.submit(self._timed, s, ctx): s.name for s in self.sources}
         done, _ = wait(futures, timeout=self.config.timeout_s)
         lists: dict[str, list[Candidate]] = {}
@@ -89,6 +95,25 @@ class CandidateMerger:
         ordered = {s.name: lists[s.name] for s in self.sources if s.name in lists}
         return MergeResult(merge(ordered, self.config, ctx), latency, failed)
 
+    def _gather_inline(self, ctx: RequestContext) -> MergeResult:
+        """Sources in turn; one that fails or overruns the timeout is dropped from the pool."""
+        lists: dict[str, list[Candidate]] = {}
+        latency: dict[str, float] = {}
+        failed: list[str] = []
+        for source in self.sources:
+            try:
+                out, latency[source.name] = self._timed(source, ctx)
+            except Exception as exc:  # a broken source must not break the feed
+                failed.append(source.name)
+                log.warning("candidate source %s failed: %s", source.name, exc)
+                continue
+            if latency[source.name] > self.config.timeout_s * 1000:
+                failed.append(source.name)
+                log.warning("candidate source %s timed out", source.name)
+                continue
+            lists[source.name] = out
+        return MergeResult(merge(lists, self.config, ctx), latency, failed)
+
     def candidates(self, ctx: RequestContext) -> list[PooledCandidate]:
         return self.gather(ctx).candidates
 
@@ -96,48 +121,42 @@ class CandidateMerger:
 def merge(
     lists: dict[str, list[Candidate]], config: MergeConfig, ctx: RequestContext | None = None
 ) -> list[PooledCandidate]:
-    """Interleave ranked lists by rank under quotas, dedup, then fill up from leftovers."""
+    """Interleave ranked lists by rank under quotas, dedup, then fill up from leftovers.
+
+    Each pooled item is tagged with every source that returned it, ordered by the
+    rank at which the source had it (ties: source order), with that source's score.
+    """
     seen = ctx.seen() if ctx is not None else frozenset()
-    pool: dict[int, tuple[list[str], dict[str, float], dict[str, int]]] = {}
+    names = list(lists)
+    # every candidate once, in interleaving order: rank 0 of each source, then rank 1, ...
+    sequence = sorted(
+        (rank, position, int(cand.item_id), cand.score)
+        for position, name in enumerate(names)
+        for rank, cand in enumerate(lists[name])
+    )
+    quotas = [config.quotas.get(name, config.pool_size) for name in names]
+    used = [0] * len(names)
     order: list[int] = []
-    used = dict.fromkeys(lists, 0)
-
-    def tag(item: int, name: str, cand: Candidate, rank: int) -> None:
-        names, scores, ranks = pool[item]
-        if name not in scores:
-            names.append(name)
-            scores[name] = cand.score
-            ranks[name] = rank
-
-    def admit(respect_quota: bool) -> None:
-        depth = max((len(v) for v in lists.values()), default=0)
-        for rank in range(depth):
-            for name, cands in lists.items():
-                if len(order) >= config.pool_size:
-                    return
-                if rank >= len(cands):
-                    continue
-                cand = cands[rank]
-                item = int(cand.item_id)
-                if item in seen:
-                    continue
-                if item in pool:
-                    tag(item, name, cand, rank)
-                    continue
-                if respect_quota and used[name] >= config.quotas.get(name, config.pool_size):
-                    continue
-                pool[item] = ([], {}, {})
-                tag(item, name, cand, rank)
-                order.append(item)
-                used[name] += 1
-
-    admit(respect_quota=True)
-    if len(order) < config.pool_size:
-        admit(respect_quota=False)
-    for name, cands in lists.items():  # tags for items pooled via another source
-        for rank, cand in enumerate(cands):
-            if int(cand.item_id) in pool:
-                tag(int(cand.item_id), name, cand, rank)
-    return [
-        PooledCandidate(item, tuple(pool[item][0]), pool[item][1], pool[item][2]) for item in order
-    ]
+    pooled: set[int] = set()
+    for respect_quota in (True, False):
+        for _, position, item, _ in sequence:
+            if len(order) >= config.pool_size:
+                break
+            if item in pooled or item in seen:
+                continue
+            if respect_quota and used[position] >= quotas[position]:
+                continue
+            pooled.add(item)
+            order.append(item)
+            used[position] += 1
+    tags: dict[int, tuple[list[str], dict[str, float], dict[str, int]]] = {
+        item: ([], {}, {}) for item in order
+    }
+    for rank, position, item, score in sequence:
+        entry = tags.get(item)
+        if entry is not None and names[position] not in entry[2]:  # first (best) rank wins
+            entry[0].append(names[position])
+            entry[1][names[position]] = score
+            entry[2][names[position]] = rank
+    return [PooledCandidate(item, tuple(tags[item][0]), tags[item][1], tags[item][2])
+            for item in order]  # fmt: skip

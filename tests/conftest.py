@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,42 @@ def loo_small(ml_small):
     from evaluation.splits import loo_full
 
     return loo_full(ml_small.events, "ml-latest-small")
+
+
+def run_marquee(artifacts: Path, data_dir: Path, *args: str, **env: str):
+    """The CLI in a subprocess, as a user runs it, with its own artifacts folder."""
+    full_env = {
+        **os.environ,
+        "MARQUEE_DATA_DIR": str(data_dir),
+        "MARQUEE_ARTIFACTS_DIR": str(artifacts),
+        "MARQUEE_CACHE_DIR": str(artifacts.parent / "cache"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        capture_output=True, text=True, env=full_env, cwd=REPO_ROOT, timeout=900,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def bundle_artifacts(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bundle") / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def ml100k_bundle(bundle_artifacts: Path, data_dir: Path) -> tuple[Path, str]:
+    """A small complete ml-100k bundle (1-epoch two-tower + ranker), trained through the CLI.
+
+    Returns the bundle folder and the ranker command's output.
+    """
+    from retrieval.pipeline import latest_bundle
+
+    proc = run_marquee(bundle_artifacts, data_dir, "train", "retrieval", "--dataset", "ml-100k",
+                       "--max-epochs", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "validation recall@10" in proc.stdout
+    ranker = run_marquee(bundle_artifacts, data_dir, "train", "ranker", "--dataset", "ml-100k")
+    assert ranker.returncode == 0, ranker.stderr[-2000:]
+    folder = latest_bundle(Settings(artifacts_dir=bundle_artifacts), "ml-100k")
+    assert folder is not None
+    return folder, ranker.stdout

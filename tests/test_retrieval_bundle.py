@@ -2,51 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.settings import Settings
 from retrieval.base import RequestContext
 from retrieval.bundle import RetrievalBundle
-from retrieval.pipeline import latest_bundle
 from retrieval.sources.two_tower import TwoTowerSource
 
-from .conftest import REPO_ROOT
+from .conftest import run_marquee
 
 
 @pytest.fixture(scope="module")
-def artifacts(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bundle") / "artifacts"
+def artifacts(bundle_artifacts: Path) -> Path:
+    return bundle_artifacts
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(ml100k_bundle: tuple[Path, str]) -> Path:
+    return ml100k_bundle[0] / "retrieval"
 
 
 def _marquee(artifacts: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "MARQUEE_DATA_DIR": str(data_dir),
-        "MARQUEE_ARTIFACTS_DIR": str(artifacts),
-        "MARQUEE_CACHE_DIR": str(artifacts.parent / "cache"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=900,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained_bundle(artifacts: Path, data_dir: Path) -> Path:
-    root = artifacts.parent
-    proc = _marquee(artifacts, data_dir, "train", "retrieval", "--dataset", "ml-100k",
-                    "--max-epochs", "1")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "validation recall@10" in proc.stdout
-    folder = latest_bundle(Settings(artifacts_dir=root / "artifacts"), "ml-100k")
-    assert folder is not None
-    return folder / "retrieval"
+    return run_marquee(artifacts, data_dir, *args)
 
 
 def test_bundle_reloads_and_serves_identical_candidates(trained_bundle: Path, ml_100k) -> None:
@@ -90,14 +70,12 @@ def test_index_command_rebuilds_with_hnsw(trained_bundle: Path, artifacts: Path,
     assert bad.returncode == 2 and "unknown index kind" in bad.stderr
 
 
-def test_train_ranker_saves_a_ranker_that_orders_a_pool(trained_bundle: Path, artifacts: Path,
-                                                         data_dir, ml_100k) -> None:  # fmt: skip
+def test_train_ranker_saves_a_ranker_that_orders_a_pool(trained_bundle: Path, ml_100k,
+                                                         ml100k_bundle) -> None:  # fmt: skip
     from ranking.pipeline import load_ranker
     from retrieval.merge import PooledCandidate
 
-    proc = _marquee(artifacts, data_dir, "train", "ranker", "--dataset", "ml-100k")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "held-out NDCG@10" in proc.stdout
+    assert "held-out NDCG@10" in ml100k_bundle[1]
     ranker = load_ranker(trained_bundle.parent / "ranking")
     bundle = RetrievalBundle.load(trained_bundle)
     source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,

@@ -1,0 +1,322 @@
+"""FastAPI app: the feed, onboarding, items, search, events and operations endpoints.
+
+Handlers are plain `def`s: the work is numpy/torch and a sync Redis client, which
+FastAPI runs in its thread pool; torch and numpy release the GIL while they work.
+Every `/v1` route needs an API key in `X-API-Key`; probes, metrics and the docs
+do not.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.funnel import FeedQuery
+from app.schemas import (
+    EventBatch,
+    EventResult,
+    EventsResponse,
+    Explanation,
+    FeedItemOut,
+    FeedResponse,
+    ItemDetail,
+    OnboardingRequest,
+    OnboardingResponse,
+    ReloadResponse,
+    ScoredItem,
+)
+from app.service import Service, Unavailable
+from app.settings import Settings, get_settings
+from catalog.search import TitleIndex
+
+API_KEY_HEADER = "X-API-Key"
+UserId = Annotated[int, Path(ge=1, le=2**62, description="Catalog or onboarded user id.")]
+ItemId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+def _readable(exc: RequestValidationError) -> tuple[str, list[dict]]:
+    detail = [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")}
+        for err in exc.errors()
+    ]
+    message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in detail)
+    return message, detail
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _titles(request: Request) -> TitleIndex:
+    return request.app.state.titles
+
+
+_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
+def require_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
+    if key is None:
+        raise HTTPException(401, f"missing API key: send it in the {API_KEY_HEADER} header")
+    if key not in request.app.state.api_keys:
+        raise HTTPException(401, "invalid API key")
+
+
+Svc = Annotated[Service, Depends(_service)]
+Titles = Annotated[TitleIndex, Depends(_titles)]
+
+
+def create_app(service: Service | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or (service.settings if service else get_settings())
+    keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if app.state.service is None:
+            app.state.service = Service.from_settings(settings)
+        app.state.titles = TitleIndex(app.state.service.catalog.items)
+        app.state.service.start_background()
+        # Everything loaded so far lives until shutdown; freezing it keeps the collector
+        # from re-scanning millions of long-lived objects (pauses of tens of ms) per request.
+        gc.collect()
+        gc.freeze()
+        yield
+        app.state.service.stop_background()
+
+    app = FastAPI(
+        title="Marquee",
+        version="1",
+        description="Movie feed, onboarding, items, search and feedback events. "
+        f"Send your key in `{API_KEY_HEADER}` (development default: `marquee-dev`).",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.api_keys = keys
+
+    auth = [Depends(require_key)]
+    responses = {401: {"description": "Missing or invalid API key"},
+                 422: {"description": "Invalid input"}}  # fmt: skip
+    with_404 = {**responses, 404: {"description": "Unknown item"}}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, detail = _readable(exc)
+        body = {"error": "invalid request", "message": message, "detail": detail}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {"error": _REASONS.get(exc.status_code, "error"), "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        body = {"error": "unavailable", "message": str(exc)}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        service: Service | None = request.app.state.service
+        if service is not None:
+            service.metrics.latency.labels(route=name).observe(time.perf_counter() - start)
+            service.metrics.requests.labels(route=name, status=str(response.status_code)).inc()
+        return response
+
+    # feed ------------------------------------------------------------------------------
+
+    def summary(service: Service, item_id: int) -> dict:
+        return service.funnel.summaries[int(item_id)]
+
+    def check_genres(service: Service, names: list[str], field: str) -> frozenset[str]:
+        vocab = {g.lower(): g for g in service.funnel.meta.genre_names}
+        unknown = [n for n in names if n.lower() not in vocab]
+        if unknown:
+            raise HTTPException(
+                422, f"{field}: unknown genre(s) {unknown}; choose from {sorted(vocab.values())}"
+            )
+        return frozenset(vocab[n.lower()] for n in names)
+
+    @app.get("/v1/users/{user_id}/feed", response_model=FeedResponse, dependencies=auth,
+             responses=responses, tags=["feed"])  # fmt: skip
+    def feed(
+        service: Svc,
+        user_id: UserId,
+        k: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+        exclude: Annotated[list[int], Query(max_length=500, description="Item ids to skip.")] = [],  # noqa: B006
+        genres: Annotated[list[str], Query(max_length=20, description="Only these genres.")] = [],  # noqa: B006
+        exclude_genres: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+        maturity: Annotated[str, Query(pattern="^(adult|kids)$")] = "adult",
+        explain: bool = False,
+    ) -> FeedResponse:
+        """The user's feed; an unknown user gets a cold-start feed, not a 404."""
+        query = FeedQuery(
+            k=k, exclude=frozenset(exclude), maturity=maturity,
+            include_genres=check_genres(service, genres, "genres"),
+            exclude_genres=check_genres(service, exclude_genres, "exclude_genres"),
+        )  # fmt: skip
+        out = service.feed(user_id, query)
+        items = [
+            FeedItemOut(
+                **summary(service, it.item_id),
+                score=it.score,
+                sources=list(it.sources),
+                reason=it.reason,
+                explain=Explanation(objectives=it.objectives) if explain else None,
+            )
+            for it in out.result.items
+        ]
+        return FeedResponse(
+            user_id=user_id, request_id=uuid.uuid4().hex, variant=out.variant, bundle=out.bundle,
+            stage=out.result.stage, stale=out.stale, items=items,
+            timings_ms=out.result.timings_ms if explain else None,
+        )  # fmt: skip
+
+    # onboarding ------------------------------------------------------------------------
+
+    @app.post("/v1/users", response_model=OnboardingResponse, status_code=201,
+              dependencies=auth, responses=responses, tags=["users"])  # fmt: skip
+    def onboard(body: OnboardingRequest, service: Svc, index: Titles) -> OnboardingResponse:
+        """Sign-up: demographics, liked genres and titles seed the cold-start feed."""
+        genres = sorted(check_genres(service, body.liked_genres, "liked_genres"))
+        unknown = [i for i in body.liked_item_ids if i not in service.item_ids]
+        if unknown:
+            raise HTTPException(422, f"liked_item_ids: unknown item id(s) {unknown}")
+        resolved: dict[str, int] = {}
+        for title in body.liked_titles:
+            hits = index.search(title, 1)
+            if not hits:
+                raise HTTPException(422, f"liked_titles: no title matches {title!r}")
+            resolved[title] = hits[0][0]
+        liked = list(dict.fromkeys([*body.liked_item_ids, *resolved.values()]))
+        profile = {
+            "demographics": body.demographics.model_dump(exclude_none=True),
+            "liked_genres": genres, "liked_item_ids": liked,
+        }  # fmt: skip
+        user_id = service.onboard(body.user_id, profile)
+        return OnboardingResponse(
+            user_id=user_id, liked_item_ids=liked, liked_genres=genres, resolved_titles=resolved
+        )
+
+    # items and search ------------------------------------------------------------------
+
+    def known_item(service: Service, item_id: int) -> None:
+        if item_id not in service.item_ids:
+            raise HTTPException(404, f"no item {item_id}")
+
+    @app.get("/v1/items/{item_id}", response_model=ItemDetail, dependencies=auth,
+             responses=with_404, tags=["items"])  # fmt: skip
+    def item(item_id: ItemId, service: Svc) -> ItemDetail:
+        known_item(service, item_id)
+        row = service.funnel.items.loc[item_id]
+        try:
+            counts = service.nearline.counters(["impression", "click", "like"])
+        except Exception:  # live counters are optional for a detail page
+            counts = {"impression": {}, "click": {}, "like": {}}
+        shown = counts["impression"].get(item_id, 0.0)
+        clicks = counts["click"].get(item_id, 0.0)
+        overview = row["overview"]
+        return ItemDetail(
+            **summary(service, item_id),
+            overview=str(overview) if isinstance(overview, str) and overview else None,
+            popularity=int(row["popularity"]), impressions=shown, clicks=clicks,
+            likes=counts["like"].get(item_id, 0.0), ctr=clicks / shown if shown else None,
+        )  # fmt: skip
+
+    @app.get("/v1/items/{item_id}/similar", response_model=list[ScoredItem], dependencies=auth,
+             responses=with_404, tags=["items"])  # fmt: skip
+    def similar(
+        item_id: ItemId, service: Svc, k: Annotated[int, Query(ge=1, le=100)] = 10
+    ) -> list[ScoredItem]:
+        """What people watch with this title (co-visitation), then the closest stories."""
+        known_item(service, item_id)
+        return [
+            ScoredItem(**summary(service, c.item_id), score=c.score, source=c.source)
+            for c in service.funnel.similar(item_id, k)
+        ]
+
+    @app.get("/v1/search", response_model=list[ScoredItem], dependencies=auth,
+             responses=responses, tags=["items"])  # fmt: skip
+    def search(
+        service: Svc,
+        index: Titles,
+        q: Annotated[str, Query(min_length=1, max_length=200, description="Title words.")],
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> list[ScoredItem]:
+        return [
+            ScoredItem(**summary(service, item_id), score=score, source="title")
+            for item_id, score in index.search(q, k)
+        ]
+
+    # events ----------------------------------------------------------------------------
+
+    @app.post("/v1/events", response_model=EventsResponse, status_code=202, dependencies=auth,
+              responses={**responses, 503: {"description": "Event log unavailable"}},
+              tags=["events"])  # fmt: skip
+    def events(body: EventBatch, service: Svc) -> EventsResponse:
+        """Append feedback to the event stream; a repeated `event_id` is a duplicate."""
+        unknown = sorted({e.item_id for e in body.events} - service.item_ids)
+        if unknown:
+            raise HTTPException(422, f"events: unknown item id(s) {unknown[:20]}")
+        ids = [e.event_id for e in body.events]
+        if len(set(ids)) != len(ids):
+            raise HTTPException(422, "events: event_id must be unique within a batch")
+        fresh = service.ingest(body.events)
+        return EventsResponse(
+            accepted=sum(fresh), duplicates=len(fresh) - sum(fresh),
+            results=[EventResult(event_id=i, status="stored" if f else "duplicate")
+                     for i, f in zip(ids, fresh, strict=True)],
+        )  # fmt: skip
+
+    # operations ------------------------------------------------------------------------
+
+    @app.post("/v1/admin/reload", response_model=ReloadResponse, dependencies=auth,
+              responses=responses, tags=["operations"])  # fmt: skip
+    def reload(service: Svc) -> ReloadResponse:
+        """Switch to the newest complete bundle, if there is one; requests keep flowing."""
+        switched = service.reload()
+        return ReloadResponse(switched=switched, bundle=service.funnel.version)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    def readyz(request: Request) -> JSONResponse:
+        service: Service | None = request.app.state.service
+        checks = {"bundle": service is not None}
+        if service is not None and service.client is not None:
+            try:
+                checks["redis"] = bool(service.client.ping())
+            except Exception:
+                checks["redis"] = False
+        # Redis down is degraded, not unready: feeds still come from the snapshot.
+        ready = checks["bundle"]
+        body = {"ready": ready, "degraded": not all(checks.values()), "checks": checks,
+                "bundle": service.funnel.version if service else None}  # fmt: skip
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics(service: Svc) -> Response:
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+_REASONS = {
+    401: "unauthorized",
+    404: "not found",
+    405: "method not allowed",
+    422: "invalid request",
+}

@@ -1,0 +1,357 @@
+"""The online feed funnel, composed from one model bundle and the catalog.
+
+retrieval (five sources in parallel, merged to ~500) -> multi-task ranker (blend
+per experiment variant) -> re-ranking rules (seen, genre filter, content policy,
+freshness, diversity, exploration) -> top-k with reasons. Users with fewer than
+`full_pipeline_after` interactions get the cold-start chain (onboarding picks,
+demographic cohort, popularity) through the same policy rules instead.
+
+A `Funnel` is immutable once built apart from its live inputs (trending list and
+bandit counts), so the service can build a new one from a newer bundle in the
+background and swap the reference without pausing requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from app.experiments import VariantConfig
+from catalog.tables import Catalog
+from ranking.bandit import BetaBandit
+from ranking.base import FeedContext, RankedItem
+from ranking.cold_start import (
+    ColdStage,
+    ColdStartPolicy,
+    DemographicCohortSource,
+    OnboardingPicks,
+    OnboardingSource,
+)
+from ranking.pipeline import load_ranker
+from ranking.rules import (
+    ContentPolicy,
+    Diversity,
+    DiversityConfig,
+    Exploration,
+    FreshnessBoost,
+    GenreFilter,
+    ItemMeta,
+    RemoveSeen,
+    RulePipeline,
+)
+from retrieval.base import Candidate, RequestContext
+from retrieval.bundle import RetrievalBundle
+from retrieval.merge import CandidateMerger, MergeConfig
+from retrieval.pipeline import text_vectors
+from retrieval.sources import ContentSource, CoVisitationSource, PopularitySource, TrendingSource
+from retrieval.sources.live_trending import LiveTrendingSource
+from retrieval.sources.two_tower import TwoTowerSource
+
+log = logging.getLogger("marquee.funnel")
+
+QUOTAS = {"two_tower": 250, "covisit": 150, "content": 50, "trending": 25, "popularity": 25}
+DEFAULT_LAMBDA = 0.85  # chosen on validation in the ranking report
+RECENT_FOR_REASONS = 50
+CTR_PRIOR = 0.05
+RANKED_KEEP = 200  # ranked candidates handed to the rules (page + diversity + exploration room)
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the feature store knows about the requesting user."""
+
+    user_id: int
+    history: np.ndarray  # raw item ids, oldest first (batch history + fresh events)
+    history_times: np.ndarray
+    demographics: dict[str, str | int] | None = None
+    picks: OnboardingPicks | None = None
+    disliked: frozenset[int] = frozenset()
+    stale: bool = False  # True when served from the in-process snapshot
+
+
+@dataclass
+class FeedItem:
+    item_id: int
+    score: float
+    sources: tuple[str, ...]
+    reason: str
+    objectives: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FeedResult:
+    items: list[FeedItem]
+    stage: str  # "personalized" or the cold-start stage
+    timings_ms: dict[str, float]
+    failed: list[str]
+
+
+@dataclass(frozen=True)
+class FeedQuery:
+    k: int = 20
+    exclude: frozenset[int] = frozenset()
+    include_genres: frozenset[str] = frozenset()
+    exclude_genres: frozenset[str] = frozenset()
+    maturity: str = "adult"
+
+
+class Funnel:
+    def __init__(
+        self,
+        version: str,
+        catalog: Catalog,
+        merger: CandidateMerger,
+        ranker,
+        meta: ItemMeta,
+        cold_start: ColdStartPolicy,
+        trending: LiveTrendingSource,
+        covisit: CoVisitationSource,
+        content: ContentSource,
+        new_items: Sequence[int],
+    ) -> None:
+        self.version = version
+        self.catalog = catalog
+        self.merger = merger
+        self.ranker = ranker
+        self.meta = meta
+        self.cold_start = cold_start
+        self.trending = trending
+        self.covisit = covisit
+        self.content = content
+        self.exploration = Exploration(
+            BetaBandit.from_ctr(CTR_PRIOR), new_items=new_items, admit=[ContentPolicy(meta)]
+        )
+        self._cold_policy = RulePipeline(
+            [RemoveSeen(), GenreFilter(meta), ContentPolicy(meta)],
+            critical={"remove_seen", "genre_filter", "content_policy"},
+        )
+        self._pipelines: dict[float, RulePipeline] = {}
+        self._pipeline_lock = threading.Lock()
+        self.items = catalog.items.set_index("item_id", drop=False)
+        self.summaries = _summaries(catalog.items)
+
+    @classmethod
+    def build(cls, folder: Path, catalog: Catalog, settings) -> Funnel:
+        """Everything the feed needs, from a bundle folder (retrieval/ + ranking/)."""
+        started = time.perf_counter()
+        bundle = RetrievalBundle.load(folder / "retrieval")
+        ranker = load_ranker(folder / "ranking")
+        events = catalog.events
+        all_items = catalog.items["item_id"].to_numpy(dtype=np.int64)
+        rated = np.unique(events["item_id"].to_numpy(dtype=np.int64))
+        text = text_vectors(catalog, settings)
+        covisit = CoVisitationSource.fit(events, rated)
+        content = ContentSource(all_items, text)
+        batch_trending = TrendingSource.fit(events, rated)
+        trending = LiveTrendingSource(batch_trending, int(events["timestamp"].max()))
+        popularity = PopularitySource.fit(events, rated)
+        two_tower = TwoTowerSource(
+            bundle.model, bundle.features.item_ids, bundle.index, bundle.occupation_vocab
+        )
+        merger = CandidateMerger(
+            [two_tower, covisit, content, trending, popularity],
+            MergeConfig(pool_size=500, quotas=QUOTAS, parallel=False),
+        )
+        cold = ColdStartPolicy(
+            popularity,
+            DemographicCohortSource.fit(events, catalog.users, rated),
+            OnboardingSource.fit(
+                events, catalog.items, rated, content=content, two_tower=two_tower
+            ),
+        )
+        meta = ItemMeta.from_frame(catalog.items)
+        new_items = np.setdiff1d(all_items, rated)
+        log.info("funnel %s built in %.1fs", folder.name, time.perf_counter() - started)
+        return cls(folder.name, catalog, merger, ranker, meta, cold, trending, covisit,
+                   content, new_items.tolist())  # fmt: skip
+
+    # live inputs -------------------------------------------------------------------------
+
+    def refresh_live(
+        self, trending: Sequence[tuple[int, float]], clicks: Mapping[int, float],
+        impressions: Mapping[int, float],
+    ) -> None:  # fmt: skip
+        """New trending list and bandit posteriors from the nearline counters."""
+        self.trending.update(trending)
+        bandit = BetaBandit.from_ctr(CTR_PRIOR)
+        ids = sorted(impressions)
+        if ids:
+            shown = np.array([impressions[i] for i in ids])
+            hits = np.minimum(np.array([clicks.get(i, 0.0) for i in ids]), shown)
+            bandit.update_many(ids, hits, shown)
+        self.exploration.bandit = bandit
+
+    # the feed ----------------------------------------------------------------------------
+
+    def pipeline(self, lambda_: float) -> RulePipeline:
+        with self._pipeline_lock:
+            if lambda_ not in self._pipelines:
+                self._pipelines[lambda_] = RulePipeline(
+                    [
+                        RemoveSeen(), GenreFilter(self.meta), ContentPolicy(self.meta),
+                        FreshnessBoost(self.meta),
+                        Diversity(self.meta, DiversityConfig(lambda_=lambda_)),
+                        self.exploration,
+                    ],
+                    critical={"remove_seen", "genre_filter", "content_policy"},
+                )  # fmt: skip
+            return self._pipelines[lambda_]
+
+    def feed(
+        self, user: UserState, query: FeedQuery, variant: VariantConfig, now: int | None = None
+    ) -> FeedResult:
+        now = int(time.time()) if now is None else now
+        request = RequestContext(
+            user_id=user.user_id, history=user.history, timestamp=now,
+            demographics=user.demographics, exclude=query.exclude | user.disliked,
+            history_times=user.history_times,
+        )  # fmt: skip
+        ctx = FeedContext(
+            request=request, page_size=query.k, maturity=query.maturity,
+            include_genres=query.include_genres, exclude_genres=query.exclude_genres,
+        )  # fmt: skip
+        timings: dict[str, float] = {}
+        stage = self.cold_start.stage(request, user.picks)
+        if stage is ColdStage.FULL_PIPELINE:
+            ranked, failed = self._personalized(ctx, variant, timings)
+            stage_name = "personalized"
+        else:
+            ranked, failed = self._cold(ctx, user.picks, timings)
+            stage_name = stage.value
+        start = time.perf_counter()
+        page = ranked[: query.k]
+        items = [
+            FeedItem(r.item_id, r.score, (*r.sources, *r.reasons), reason, r.objectives)
+            for r, reason in zip(page, self.reasons(page, user, stage_name), strict=True)
+        ]
+        timings["explain"] = (time.perf_counter() - start) * 1e3
+        return FeedResult(items, stage_name, timings, failed)
+
+    def _personalized(
+        self, ctx: FeedContext, variant: VariantConfig, timings: dict[str, float]
+    ) -> tuple[list[RankedItem], list[str]]:
+        start = time.perf_counter()
+        merged = self.merger.gather(ctx.request)
+        timings["retrieval"] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        weights = self.ranker.weights
+        if variant.blend:
+            weights = replace(weights, **variant.blend)
+        # Filters may remove most of the pool, so filtered requests keep every candidate.
+        filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
+        limit = None if filtered else max(RANKED_KEEP, 5 * ctx.page_size)
+        ranked = self.ranker.rank(ctx.request, merged.candidates, weights=weights, limit=limit)
+        timings["ranking"] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        lam = DEFAULT_LAMBDA if variant.diversity_lambda is None else variant.diversity_lambda
+        result = self.pipeline(lam).run(ctx, ranked)
+        timings["rules"] = (time.perf_counter() - start) * 1e3
+        return result.items, [*merged.failed, *result.failed]
+
+    def _cold(
+        self, ctx: FeedContext, picks: OnboardingPicks | None, timings: dict[str, float]
+    ) -> tuple[list[RankedItem], list[str]]:
+        start = time.perf_counter()
+        depth = ctx.page_size * 3 + 20  # room for the genre filter and policy
+        cands = self.cold_start.candidates(ctx.request, depth, picks)
+        timings["retrieval"] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        ranked = [RankedItem(c.item_id, c.score, sources=(c.source,)) for c in cands]
+        result = self._cold_policy.run(ctx, ranked)
+        timings["rules"] = (time.perf_counter() - start) * 1e3
+        return result.items, result.failed
+
+    # explanations ------------------------------------------------------------------------
+
+    def title(self, item_id: int) -> str:
+        summary = self.summaries.get(int(item_id))
+        return "this title" if summary is None else summary["title"]
+
+    def reasons(self, page: list[RankedItem], user: UserState, stage: str) -> list[str]:
+        """One short, truthful reason per item, from what actually put it on the page."""
+        recent = np.asarray(user.history[-RECENT_FOR_REASONS:], dtype=np.int64)
+        anchors = self._covisit_anchors([r.item_id for r in page], recent)
+        text_anchors = self._content_anchors([r.item_id for r in page], recent)
+        out = []
+        for r, anchor, text_anchor in zip(page, anchors, text_anchors, strict=True):
+            tags = set(r.sources) | set(r.reasons)
+            if "exploration" in tags:
+                out.append("Something new we think you might enjoy")
+            elif stage in (ColdStage.ONBOARDING.value, ColdStage.ONBOARDING_COHORT.value) and (
+                "onboarding" in r.sources[0] if r.sources else False
+            ):
+                out.append("Based on the titles and genres you picked")
+            elif "covisit" in tags and anchor is not None:
+                out.append(f"Because you watched {self.title(anchor)}")
+            elif "content" in tags and text_anchor is not None:
+                out.append(f"Similar in story to {self.title(text_anchor)}")
+            elif "two_tower" in tags:
+                out.append("Matches your taste")
+            elif "cohort" in tags:
+                out.append("Popular with viewers like you")
+            elif "trending" in tags:
+                out.append("Trending now")
+            else:
+                out.append("Popular on Marquee")
+            if "fresh" in tags:
+                out[-1] += " (recent release)"
+        return out
+
+    def _covisit_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:
+        universe = self.covisit.universe
+        hist = universe.index(recent)
+        cand = universe.index(np.asarray(items, dtype=np.int64))
+        if not (hist >= 0).any() or not items:
+            return [None] * len(items)
+        hist_ids, hist_rows = recent[hist >= 0], hist[hist >= 0]
+        block = self.covisit.neighbours[hist_rows][:, np.maximum(cand, 0)].toarray()
+        best = block.argmax(axis=0)
+        return [
+            int(hist_ids[b]) if c >= 0 and block[b, j] > 0 else None
+            for j, (b, c) in enumerate(zip(best, cand, strict=True))
+        ]
+
+    def _content_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:
+        universe = self.content.universe
+        hist = universe.index(recent)
+        cand = universe.index(np.asarray(items, dtype=np.int64))
+        if not (hist >= 0).any() or not items:
+            return [None] * len(items)
+        hist_ids = recent[hist >= 0]
+        sims = self.content.vectors[hist[hist >= 0]] @ self.content.vectors[np.maximum(cand, 0)].T
+        return [
+            int(hist_ids[b]) if c >= 0 else None for b, c in zip(sims.argmax(0), cand, strict=True)
+        ]
+
+    # item endpoints ----------------------------------------------------------------------
+
+    def similar(self, item_id: int, k: int) -> list[Candidate]:
+        """Co-visitation neighbours first (what people watch next), content to fill up."""
+        ctx = RequestContext(user_id=None, history=np.array([item_id]), timestamp=int(time.time()))
+        out = self.covisit.candidates(ctx, k)
+        listed = {c.item_id for c in out} | {item_id}
+        for cand in self.content.more_like_this(item_id, k + len(listed)):
+            if len(out) >= k:
+                break
+            if cand.item_id not in listed:
+                out.append(cand)
+                listed.add(cand.item_id)
+        return out
+
+
+def _summaries(items) -> dict[int, dict]:
+    """item -> {item_id, title, year, genres}: plain dicts, because a pandas row lookup per
+    page item costs more than the ranker."""
+    years = items["year"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return {
+        int(item): {"item_id": int(item), "title": str(title),
+                    "year": None if np.isnan(year) else int(year), "genres": [str(g) for g in gs]}
+        for item, title, year, gs in zip(items["item_id"], items["title"], years, items["genres"],
+                                         strict=True)
+    }  # fmt: skip

@@ -1,0 +1,77 @@
+"""Prometheus metrics of one service instance.
+
+Each service owns its registry (tests build many apps in one process, and the
+global default registry would reject the second one). Feature freshness is read
+from the store at scrape time rather than pushed, so it is never older than the
+scrape itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0)
+
+
+class _Freshness(Collector):
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self.read = read
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "marquee_feature_freshness_seconds",
+            "Seconds since each feature group was last written.",
+            labels=["group"],
+        )
+        try:
+            groups = self.read()
+        except Exception:  # an unreachable store must not break the scrape
+            groups = {}
+        for group, age in sorted(groups.items()):
+            family.add_metric([group], age)
+        yield family
+
+
+class Metrics:
+    def __init__(self, freshness: Callable[[], dict[str, float]]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "marquee_requests", "HTTP requests by route and status.", ["route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "marquee_request_seconds", "HTTP request latency by route.", ["route"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.stage = Histogram(
+            "marquee_stage_seconds", "Feed latency per funnel stage.", ["stage"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.errors = Counter(
+            "marquee_errors", "Failures that were degraded instead of surfaced, by component.",
+            ["component"], registry=r,
+        )  # fmt: skip
+        self.stale = Counter(
+            "marquee_stale_responses", "Feeds served from the in-process snapshot.", registry=r
+        )
+        self.events = Counter(
+            "marquee_events", "Ingested events by type and outcome.", ["type", "outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.bundle = Gauge(
+            "marquee_bundle_info", "The model bundle being served (value 1).", ["version"],
+            registry=r,
+        )  # fmt: skip
+        self.registry.register(_Freshness(freshness))
+
+    def set_bundle(self, version: str) -> None:
+        self.bundle.clear()
+        self.bundle.labels(version=version).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,118 @@
+"""Request and response models of the public API (they define the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.events import Event
+
+
+class Demographics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    age: int | None = Field(default=None, ge=1, le=120)
+    gender: Literal["M", "F"] | None = None
+    occupation: str | None = Field(default=None, max_length=64)
+
+
+class OnboardingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"demographics": {"age": 34, "gender": "F"}, "liked_genres": ["Comedy"],
+                 "liked_titles": ["toy story"]},
+            ]
+        },
+    )  # fmt: skip
+
+    user_id: int | None = Field(
+        default=None, ge=1, le=2**62, description="Omit to have the service allocate one."
+    )
+    demographics: Demographics = Field(default_factory=Demographics)
+    liked_genres: list[str] = Field(default_factory=list, max_length=20)
+    liked_item_ids: list[int] = Field(default_factory=list, max_length=50)
+    liked_titles: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Free-text titles, resolved to items by title search.",
+    )  # fmt: skip
+
+
+class OnboardingResponse(BaseModel):
+    user_id: int
+    liked_item_ids: list[int]
+    liked_genres: list[str]
+    resolved_titles: dict[str, int] = Field(description="Each liked title -> the item it matched.")
+
+
+class ItemSummary(BaseModel):
+    item_id: int
+    title: str
+    year: int | None
+    genres: list[str]
+
+
+class Explanation(BaseModel):
+    objectives: dict[str, float] = Field(description="P(click), P(complete), P(like), P(regret).")
+
+
+class FeedItemOut(ItemSummary):
+    score: float
+    sources: list[str] = Field(description="Candidate sources and rules that placed the item.")
+    reason: str
+    explain: Explanation | None = None
+
+
+class FeedResponse(BaseModel):
+    user_id: int
+    request_id: str
+    variant: str = Field(description="Experiment variant; record it on events from this page.")
+    bundle: str
+    stage: str = Field(description="`personalized` or the cold-start stage that served the feed.")
+    stale: bool = Field(description="True when served from the in-process snapshot.")
+    items: list[FeedItemOut]
+    timings_ms: dict[str, float] | None = None
+
+
+class ItemDetail(ItemSummary):
+    overview: str | None
+    popularity: int = Field(description="Distinct users with an event in the catalog.")
+    impressions: float = Field(description="Live impressions from the event stream.")
+    clicks: float
+    likes: float
+    ctr: float | None = Field(description="clicks / impressions; null before any impression.")
+
+
+class ScoredItem(ItemSummary):
+    score: float
+    source: str
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Event] = Field(min_length=1, max_length=500)
+
+
+class EventResult(BaseModel):
+    event_id: str
+    status: Literal["stored", "duplicate"]
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    results: list[EventResult]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    detail: list[dict] | None = None
+
+
+class ReloadResponse(BaseModel):
+    switched: bool
+    bundle: str

@@ -1,0 +1,41 @@
+"""A real Redis on 127.0.0.1:6379 with a unique key prefix per use, cleaned up afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import redis
+
+URL = "redis://127.0.0.1:6379/0"
+
+
+def client_or_skip() -> redis.Redis:
+    client = redis.Redis.from_url(URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    return client
+
+
+def unique_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for lo in range(0, len(keys), 1000):
+        client.delete(*keys[lo : lo + 1000])
+
+
+@contextmanager
+def redis_prefix() -> Iterator[tuple[redis.Redis, str]]:
+    client = client_or_skip()
+    prefix = unique_prefix()
+    try:
+        yield client, prefix
+    finally:
+        delete_prefix(client, prefix)
