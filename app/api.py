@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.funnel import FeedQuery
@@ -41,6 +42,8 @@ from catalog.search import TitleIndex
 API_KEY_HEADER = "X-API-Key"
 UserId = Annotated[int, Path(ge=1, le=2**62, description="Catalog or onboarded user id.")]
 ItemId = Annotated[int, Path(ge=1, le=2**62)]
+# Bounded like ItemId: an id past int64 used to reach numpy and fail with a 500.
+ItemIds = list[Annotated[int, Field(ge=1, le=2**62)]]
 
 
 def _readable(exc: RequestValidationError) -> tuple[str, list[dict]]:
@@ -105,6 +108,8 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     responses = {401: {"description": "Missing or invalid API key"},
                  422: {"description": "Invalid input"}}  # fmt: skip
     with_404 = {**responses, 404: {"description": "Unknown item"}}
+    # FastAPI answers 400 to a JSON body it cannot decode (e.g. bytes that are not UTF-8).
+    with_body = {**responses, 400: {"description": "Unparseable request body"}}
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -150,11 +155,11 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
 
     @app.get("/v1/users/{user_id}/feed", response_model=FeedResponse, dependencies=auth,
              responses=responses, tags=["feed"])  # fmt: skip
-    def feed(
+    async def feed(
         service: Svc,
         user_id: UserId,
         k: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-        exclude: Annotated[list[int], Query(max_length=500, description="Item ids to skip.")] = [],  # noqa: B006
+        exclude: Annotated[ItemIds, Query(max_length=500, description="Item ids to skip.")] = [],  # noqa: B006
         genres: Annotated[list[str], Query(max_length=20, description="Only these genres.")] = [],  # noqa: B006
         exclude_genres: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
         maturity: Annotated[str, Query(pattern="^(adult|kids)$")] = "adult",
@@ -186,7 +191,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     # onboarding ------------------------------------------------------------------------
 
     @app.post("/v1/users", response_model=OnboardingResponse, status_code=201,
-              dependencies=auth, responses=responses, tags=["users"])  # fmt: skip
+              dependencies=auth, responses=with_body, tags=["users"])  # fmt: skip
     def onboard(body: OnboardingRequest, service: Svc, index: Titles) -> OnboardingResponse:
         """Sign-up: demographics, liked genres and titles seed the cold-start feed."""
         genres = sorted(check_genres(service, body.liked_genres, "liked_genres"))
@@ -262,7 +267,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     # events ----------------------------------------------------------------------------
 
     @app.post("/v1/events", response_model=EventsResponse, status_code=202, dependencies=auth,
-              responses={**responses, 503: {"description": "Event log unavailable"}},
+              responses={**with_body, 503: {"description": "Event log unavailable"}},
               tags=["events"])  # fmt: skip
     def events(body: EventBatch, service: Svc) -> EventsResponse:
         """Append feedback to the event stream; a repeated `event_id` is a duplicate."""
@@ -315,6 +320,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
 
 
 _REASONS = {
+    400: "bad request",
     401: "unauthorized",
     404: "not found",
     405: "method not allowed",

@@ -28,7 +28,7 @@ def _client(settings: Settings):
 
     if not settings.redis_url:
         raise UsageError("set MARQUEE_REDIS_URL (e.g. redis://127.0.0.1:6379/0) for this command")
-    client = redis_client(settings.redis_url)
+    client = redis_client(settings.redis_url, timeout_s=5.0)
     try:
         client.ping()
     except Exception as exc:

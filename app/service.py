@@ -72,9 +72,10 @@ class Feed:
     user_known: bool
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, timeout_s: float = 0.25) -> redis.Redis:
+    """Short timeouts on the request path: a slow Redis must turn into a stale feed fast."""
     return redis.Redis.from_url(
-        url, socket_timeout=0.25, socket_connect_timeout=0.25, health_check_interval=30
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
     )
 
 
@@ -268,6 +269,9 @@ class Service:
         return True
 
     def start_background(self) -> None:
+        self._stop = threading.Event()
+        self._threads = []
+
         def live_loop() -> None:
             while not self._stop.wait(LIVE_REFRESH_S):
                 self.refresh_live()
@@ -282,7 +286,10 @@ class Service:
         def worker_loop() -> None:
             from features.worker import StreamWorker
 
-            StreamWorker(self.client, self.settings.redis_prefix, self.nearline).run(self._stop)
+            # its own client: blocking reads outlast the request path's short timeouts
+            client = redis_client(self.settings.redis_url, timeout_s=5.0)
+            state = RedisNearline(client, self.settings.redis_prefix)
+            StreamWorker(client, self.settings.redis_prefix, state).run(self._stop)
 
         self.refresh_live()
         loops = [live_loop] + ([bundle_loop] if self.settings.bundle_poll_s > 0 else [])

@@ -110,7 +110,7 @@ class StreamWorker:
         while not stop.is_set():
             try:
                 self.step()
-            except redis.ConnectionError as exc:
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
 

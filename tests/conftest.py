@@ -96,3 +96,36 @@ def ml100k_bundle(bundle_artifacts: Path, data_dir: Path) -> tuple[Path, str]:
     folder = latest_bundle(Settings(artifacts_dir=bundle_artifacts), "ml-100k")
     assert folder is not None
     return folder, ranker.stdout
+
+
+@pytest.fixture(scope="session")
+def serving_settings(ml100k_bundle: tuple[Path, str], bundle_artifacts: Path, data_dir: Path):
+    """Service settings over the ml-100k test bundle, on real Redis under a unique prefix."""
+    from .redis_util import URL, client_or_skip, delete_prefix, unique_prefix
+
+    client = client_or_skip()
+    prefix = unique_prefix()
+    yield Settings(
+        data_dir=data_dir, artifacts_dir=bundle_artifacts,
+        cache_dir=bundle_artifacts.parent / "cache", dataset="ml-100k", redis_url=URL,
+        redis_prefix=prefix, bundle_poll_s=0,
+    )  # fmt: skip
+    delete_prefix(client, prefix)
+
+
+@pytest.fixture(scope="session")
+def api_service(serving_settings: Settings):
+    from app.service import Service
+
+    return Service.from_settings(serving_settings)
+
+
+@pytest.fixture
+def api(api_service):
+    """A TestClient over the shared service (background loops and worker run while open)."""
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+
+    with TestClient(create_app(api_service), headers={"X-API-Key": "marquee-dev"}) as client:
+        yield client
