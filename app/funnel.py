@@ -246,7 +246,7 @@ class Funnel:
         # Filters may remove most of the pool, so filtered requests keep every candidate.
         filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
         limit = None if filtered else max(RANKED_KEEP, 5 * ctx.page_size)
-        ranked = self.ranker.rank(ctx.request, merged.candidates, weights=weights, limit=limit)
+        ranked = self.ranker.rank(ctx.request, merged.pool, weights=weights, limit=limit)
         timings["ranking"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         lam = DEFAULT_LAMBDA if variant.diversity_lambda is None else variant.diversity_lambda

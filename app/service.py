@@ -166,8 +166,7 @@ class Service:
         if self.client is not None and self.breaker.available():
             try:
                 long = self.store.get_user(user_id, ["user_long"]).get("user_long")
-                recent = self.nearline.recent(user_id)
-                profile = self.nearline.get_profile(user_id)
+                recent, profile = self.nearline.user_view(user_id)
                 self.breaker.reset()
             except redis.RedisError as exc:
                 self.breaker.trip()
@@ -178,8 +177,7 @@ class Service:
             stale = True
         if self.client is None:
             long = self.store.get_user(user_id, ["user_long"]).get("user_long")
-            recent = self.nearline.recent(user_id)
-            profile = self.nearline.get_profile(user_id)
+            recent, profile = self.nearline.user_view(user_id)
         if stale:
             long = self.snapshot.get_user(user_id, ["user_long"]).get("user_long")
         batch = UserHistory.from_features(long) if long else None

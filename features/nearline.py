@@ -65,6 +65,10 @@ class NearlineState(Protocol):
 
     def get_profile(self, user_id: int) -> dict | None: ...
 
+    def user_view(self, user_id: int) -> tuple[list[RecentEvent], dict | None]:
+        """`recent` and `get_profile` together (one round trip in Redis)."""
+        ...
+
     def new_user_id(self, floor: int) -> int:
         """A fresh user id above `floor` (the largest id the catalog knows)."""
         ...
@@ -136,6 +140,14 @@ class RedisNearline:
     def recent(self, user_id: int) -> list[RecentEvent]:
         rows = self.client.zrange(f"{self.root}:recent:{int(user_id)}", 0, -1, withscores=True)
         return [_parse_recent(member, score) for member, score in rows]
+
+    def user_view(self, user_id: int) -> tuple[list[RecentEvent], dict | None]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(f"{self.root}:recent:{int(user_id)}", 0, -1, withscores=True)
+        pipe.get(f"{self.root}:profile:{int(user_id)}")
+        rows, raw = pipe.execute()
+        recent = [_parse_recent(member, score) for member, score in rows]
+        return recent, None if raw is None else json.loads(raw)
 
     def counters(self, types: Iterable[str]) -> dict[str, dict[int, float]]:
         types = list(types)
@@ -224,6 +236,9 @@ class InProcessNearline:
         with self._lock:
             raw = self._profiles.get(int(user_id))
         return None if raw is None else json.loads(raw)
+
+    def user_view(self, user_id: int) -> tuple[list[RecentEvent], dict | None]:
+        return self.recent(user_id), self.get_profile(user_id)
 
     def new_user_id(self, floor: int) -> int:
         with self._lock:

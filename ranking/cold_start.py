@@ -565,7 +565,7 @@ class ColdStartPolicy:
             scores = self.blended_scores(ctx, picks)
             ranked = top_candidates(scores, depth, seen, universe, stage.value)
         elif stage is ColdStage.COHORT:
-            ranked = [replace(c, source=stage.value) for c in self.cohort.candidates(ctx, depth)]
+            ranked = [c._replace(source=stage.value) for c in self.cohort.candidates(ctx, depth)]
         else:
             ranked = []
         request = replace(ctx, exclude=seen_ids)

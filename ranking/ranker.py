@@ -22,7 +22,7 @@ from torch import nn
 from ranking.base import OBJECTIVES, RankedItem
 from ranking.features import ItemTable, build_features
 from retrieval.base import RequestContext
-from retrieval.merge import PooledCandidate
+from retrieval.merge import Pool, PooledCandidate
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class Ranker:
             return torch.sigmoid(self.net(torch.from_numpy(features))).numpy()
 
     def score(
-        self, ctx: RequestContext, candidates: Sequence[PooledCandidate]
+        self, ctx: RequestContext, candidates: Sequence[PooledCandidate] | Pool
     ) -> dict[str, np.ndarray]:
         """Per-objective probabilities for each candidate (DESIGN's `Ranker.score`)."""
         probs = self.probabilities(build_features(ctx, candidates, self.items))
@@ -155,7 +155,7 @@ class Ranker:
     def rank(
         self,
         ctx: RequestContext,
-        candidates: Sequence[PooledCandidate],
+        candidates: Sequence[PooledCandidate] | Pool,
         weights: BlendWeights | None = None,
         limit: int | None = None,
     ) -> list[RankedItem]:
@@ -164,18 +164,24 @@ class Ranker:
         `limit` keeps only the best ones: building an item per candidate costs more than
         scoring it, and a page of 20 never reaches candidate 500.
         """
-        if not candidates:
+        if not len(candidates):
             return []
         probs = self.probabilities(build_features(ctx, candidates, self.items))
         blended = (weights or self.weights).combine(probs)
         order = np.argsort(-blended, kind="stable")[:limit].tolist()
         rows, scores = probs.tolist(), blended.tolist()  # Python floats once, not per field
+        if isinstance(candidates, Pool):
+            ids = candidates.item_ids.tolist()
+            sources = dict(zip(order, candidates.source_sets(order), strict=True))
+        else:
+            ids = [c.item_id for c in candidates]
+            sources = {i: candidates[i].sources for i in order}
         return [
             RankedItem(
-                item_id=candidates[i].item_id,
+                item_id=ids[i],
                 score=scores[i],
                 objectives=dict(zip(OBJECTIVES, rows[i], strict=True)),
-                sources=candidates[i].sources,
+                sources=sources[i],
             )
             for i in order
         ]

@@ -7,13 +7,16 @@ speaks); each source maps them to its own internal indices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from functools import cached_property
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A tuple, not a dataclass: sources create hundreds per request and tuples are ~3x
+    cheaper to build."""
+
     item_id: int
     score: float
     source: str
@@ -31,7 +34,12 @@ class RequestContext:
     history_times: np.ndarray | None = None  # unix seconds per history item, when known
 
     def seen(self) -> frozenset[int]:
-        return self.exclude | frozenset(int(i) for i in self.history)
+        return self._seen
+
+    @cached_property
+    def _seen(self) -> frozenset[int]:
+        """Built once per request: every source asks, and histories run to thousands."""
+        return self.exclude | frozenset(np.asarray(self.history, dtype=np.int64).tolist())
 
 
 @runtime_checkable

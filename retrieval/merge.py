@@ -15,6 +15,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, TimeoutError, wait
 from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 from retrieval.base import Candidate, CandidateSource, RequestContext
 
@@ -27,6 +30,48 @@ class PooledCandidate:
     sources: tuple[str, ...]
     scores: dict[str, float]  # each source's own score
     ranks: dict[str, int]  # each source's 0-based rank
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A merged pool as arrays, so the ranker reads it without one object per candidate.
+
+    Row i is the i-th pooled item; column j is source `sources[j]`; a rank of -1 means
+    the source did not return the item (its score is then 0).
+    """
+
+    sources: tuple[str, ...]
+    item_ids: np.ndarray  # (n,) int64, pool order
+    ranks: np.ndarray  # (n, S) int32, 0-based rank within each source, -1 if absent
+    scores: np.ndarray  # (n, S) float32, each source's own score
+
+    def __len__(self) -> int:
+        return int(self.item_ids.size)
+
+    def candidate(self, row: int) -> PooledCandidate:
+        ranks = self.ranks[row].tolist()
+        cols = sorted((r, c) for c, r in enumerate(ranks) if r >= 0)  # best rank first
+        names = tuple(self.sources[c] for _, c in cols)
+        return PooledCandidate(
+            int(self.item_ids[row]), names,
+            {self.sources[c]: float(self.scores[row, c]) for _, c in cols},
+            {self.sources[c]: r for r, c in cols},
+        )  # fmt: skip
+
+    def candidates(self) -> list[PooledCandidate]:
+        return [self.candidate(i) for i in range(len(self))]
+
+    def source_sets(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
+        """Sources of each row in column order; cheap (one lookup per row) for a page."""
+        bits = (self.ranks[np.asarray(rows, dtype=np.int64)] >= 0) @ (1 << np.arange(
+            len(self.sources)))  # fmt: skip
+        table: dict[int, tuple[str, ...]] = {}
+        out = []
+        for mask in bits.tolist():
+            if mask not in table:
+                table[mask] = tuple(n for j, n in enumerate(self.sources) if mask >> j & 1)
+            out.append(table[mask])
+        return out
 
 
 @dataclass(frozen=True)
@@ -43,9 +88,13 @@ class MergeConfig:
 
 @dataclass
 class MergeResult:
-    candidates: list[PooledCandidate]
+    pool: Pool
     latency_ms: dict[str, float]  # per source
     failed: list[str]
+
+    @cached_property
+    def candidates(self) -> list[PooledCandidate]:
+        return self.pool.candidates()
 
 
 class CandidateMerger:
@@ -93,7 +142,7 @@ class CandidateMerger:
                 failed.append(name)
                 log.warning("candidate source %s failed: %s", name, exc)
         ordered = {s.name: lists[s.name] for s in self.sources if s.name in lists}
-        return MergeResult(merge(ordered, self.config, ctx), latency, failed)
+        return MergeResult(merge_pool(ordered, self.config, ctx), latency, failed)
 
     def _gather_inline(self, ctx: RequestContext) -> MergeResult:
         """Sources in turn; one that fails or overruns the timeout is dropped from the pool."""
@@ -112,7 +161,7 @@ class CandidateMerger:
                 log.warning("candidate source %s timed out", source.name)
                 continue
             lists[source.name] = out
-        return MergeResult(merge(lists, self.config, ctx), latency, failed)
+        return MergeResult(merge_pool(lists, self.config, ctx), latency, failed)
 
     def candidates(self, ctx: RequestContext) -> list[PooledCandidate]:
         return self.gather(ctx).candidates
@@ -121,42 +170,55 @@ class CandidateMerger:
 def merge(
     lists: dict[str, list[Candidate]], config: MergeConfig, ctx: RequestContext | None = None
 ) -> list[PooledCandidate]:
+    """`merge_pool` as tagged candidates; sources of each ordered by their rank."""
+    return merge_pool(lists, config, ctx).candidates()
+
+
+def merge_pool(
+    lists: dict[str, list[Candidate]], config: MergeConfig, ctx: RequestContext | None = None
+) -> Pool:
     """Interleave ranked lists by rank under quotas, dedup, then fill up from leftovers.
 
-    Each pooled item is tagged with every source that returned it, ordered by the
-    rank at which the source had it (ties: source order), with that source's score.
+    Each pooled item is tagged with every source that returned it, at the best rank
+    that source gave it, with that source's score.
     """
     seen = ctx.seen() if ctx is not None else frozenset()
     names = list(lists)
+    n_src = len(names)
+    ids = [np.fromiter((c.item_id for c in lists[n]), np.int64, len(lists[n])) for n in names]
+    scores = [np.fromiter((c.score for c in lists[n]), np.float64, len(lists[n])) for n in names]
+    all_ids = np.concatenate([np.empty(0, np.int64), *ids])
+    all_pos = np.concatenate([np.empty(0, np.int64), *(np.full(len(a), p) for p, a in
+                                                        enumerate(ids))])  # fmt: skip
+    all_rank = np.concatenate([np.empty(0, np.int64), *(np.arange(len(a)) for a in ids)])
     # every candidate once, in interleaving order: rank 0 of each source, then rank 1, ...
-    sequence = sorted(
-        (rank, position, int(cand.item_id), cand.score)
-        for position, name in enumerate(names)
-        for rank, cand in enumerate(lists[name])
-    )
+    order = np.argsort(all_rank * max(n_src, 1) + all_pos, kind="stable")
+    sequence = list(zip(all_ids[order].tolist(), all_pos[order].tolist(), strict=True))
     quotas = [config.quotas.get(name, config.pool_size) for name in names]
-    used = [0] * len(names)
-    order: list[int] = []
-    pooled: set[int] = set()
+    used = [0] * n_src
+    pooled: list[int] = []
+    taken: set[int] = set()
     for respect_quota in (True, False):
-        for _, position, item, _ in sequence:
-            if len(order) >= config.pool_size:
+        for item, position in sequence:
+            if len(pooled) >= config.pool_size:
                 break
-            if item in pooled or item in seen:
+            if item in taken or item in seen:
                 continue
             if respect_quota and used[position] >= quotas[position]:
                 continue
-            pooled.add(item)
-            order.append(item)
+            taken.add(item)
+            pooled.append(item)
             used[position] += 1
-    tags: dict[int, tuple[list[str], dict[str, float], dict[str, int]]] = {
-        item: ([], {}, {}) for item in order
-    }
-    for rank, position, item, score in sequence:
-        entry = tags.get(item)
-        if entry is not None and names[position] not in entry[2]:  # first (best) rank wins
-            entry[0].append(names[position])
-            entry[1][names[position]] = score
-            entry[2][names[position]] = rank
-    return [PooledCandidate(item, tuple(tags[item][0]), tags[item][1], tags[item][2])
-            for item in order]  # fmt: skip
+    item_ids = np.array(pooled, dtype=np.int64)
+    ranks = np.full((len(pooled), n_src), -1, dtype=np.int32)
+    values = np.zeros((len(pooled), n_src), dtype=np.float32)
+    sorter = np.argsort(item_ids, kind="stable")
+    sorted_ids = item_ids[sorter]
+    for p in range(n_src if pooled else 0):
+        _, first = np.unique(ids[p], return_index=True)  # a repeated item keeps its best rank
+        found = np.minimum(np.searchsorted(sorted_ids, ids[p][first]), len(pooled) - 1)
+        hit = sorted_ids[found] == ids[p][first]
+        rows = sorter[found[hit]]
+        ranks[rows, p] = first[hit]
+        values[rows, p] = scores[p][first[hit]]
+    return Pool(tuple(names), item_ids, ranks, values)

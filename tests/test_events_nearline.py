@@ -121,5 +121,8 @@ def test_profiles_round_trip_and_new_ids_are_unique(state: NearlineState) -> Non
     state.put_profile(5, {"liked_genres": ["Comedy"], "liked_item_ids": [1]})
     assert state.get_profile(5) == {"liked_genres": ["Comedy"], "liked_item_ids": [1]}
     assert state.get_profile(6) is None
+    state.apply([stored(1, "like", user=5, item=42)])
+    recent, profile = state.user_view(5)
+    assert [r.item_id for r in recent] == [42] and profile == state.get_profile(5)
     ids = [state.new_user_id(1000) for _ in range(3)]
     assert ids == [1001, 1002, 1003]

@@ -91,3 +91,29 @@ def test_train_ranker_saves_a_ranker_that_orders_a_pool(trained_bundle: Path, ml
     scores = [r.score for r in ranked]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= r.objectives["click"] <= 1.0 for r in ranked)
+
+
+def test_the_served_user_vector_matches_the_model(trained_bundle: Path, ml_100k) -> None:
+    """The source looks history vectors up in a precomputed table; it must equal the model."""
+    import torch
+
+    from retrieval.training import context_of, history_gaps, left_pad
+
+    bundle = RetrievalBundle.load(trained_bundle)
+    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
+                            bundle.occupation_vocab)  # fmt: skip
+    events = ml_100k.events.sort_values(["timestamp", "item_id"])
+    mine = events.loc[events["user_id"] == 5]
+    history, times = mine["item_id"].to_numpy()[:60], mine["timestamp"].to_numpy()[:60]
+    ctx = RequestContext(5, history, int(times[-1]) + 600, {"gender": "F", "age": 33},
+                         history_times=times)  # fmt: skip
+    slots = np.array([source.slot_of[int(i)] for i in history])
+    length = bundle.model.config.max_history
+    with torch.inference_mode():
+        direct = bundle.model.user_vectors(
+            torch.from_numpy(left_pad([slots], length)),
+            torch.from_numpy(left_pad([history_gaps(times)], length)),
+            torch.from_numpy(source._demographics(ctx)),
+            torch.from_numpy(context_of(np.array([ctx.timestamp]), np.array([times[-1]]))),
+        ).numpy()
+    np.testing.assert_allclose(source.user_vector(ctx), direct, rtol=1e-5, atol=1e-6)

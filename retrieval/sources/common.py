@@ -88,6 +88,6 @@ def top_candidates(
     order = np.lexsort((positive, -scores[positive]))
     best = positive[order[:k]]
     return [
-        Candidate(int(item), float(score), source)
-        for item, score in zip(universe.ids[best], scores[best], strict=True)
+        Candidate(item, score, source)
+        for item, score in zip(universe.ids[best].tolist(), scores[best].tolist(), strict=True)
     ]

@@ -27,6 +27,12 @@ class TwoTowerSource:
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.slot_of = {int(item): slot + 1 for slot, item in enumerate(self.item_ids)}
         self.occupation_code = {o: j + 1 for j, o in enumerate(occupation_vocab)}
+        order = np.argsort(self.item_ids, kind="stable")
+        self._sorted_ids, self._sorted_slots = self.item_ids[order], order + 1
+        # The item tower's output per slot (row 0 = padding), computed once: requests then
+        # look history vectors up instead of re-running the item tower on every history.
+        with torch.inference_mode():
+            self._item_table = model.items(torch.arange(len(self.item_ids) + 1))
         if index is None:
             with torch.inference_mode():
                 vectors = model.items.embed_all().numpy()
@@ -43,8 +49,9 @@ class TwoTowerSource:
     def user_vector(self, ctx: RequestContext) -> np.ndarray:
         """(1, dim) float32; unknown history ids (e.g. items added after training) are skipped."""
         history = np.asarray(ctx.history, dtype=np.int64)
-        known = np.array([int(i) in self.slot_of for i in history], dtype=bool)
-        slots = np.array([self.slot_of[int(i)] for i in history[known]], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, history), len(self._sorted_ids) - 1)
+        known = self._sorted_ids[pos] == history
+        slots = self._sorted_slots[pos[known]]
         length = self.model.config.max_history
         if ctx.history_times is not None and len(ctx.history_times) == len(history):
             times = np.asarray(ctx.history_times, dtype=np.int64)
@@ -54,8 +61,10 @@ class TwoTowerSource:
             gaps, last = np.zeros(len(slots), dtype=np.int64), None
         context = context_of(np.array([ctx.timestamp]), last)
         with torch.inference_mode():
-            vec = self.model.user_vectors(
-                torch.from_numpy(left_pad([slots], length)),
+            padded = torch.from_numpy(left_pad([slots], length))
+            vec = self.model.users(
+                padded,
+                self._item_table[padded],
                 torch.from_numpy(left_pad([gaps], length)),
                 torch.from_numpy(self._demographics(ctx)),
                 torch.from_numpy(context),
@@ -63,17 +72,15 @@ class TwoTowerSource:
         return vec.numpy()
 
     def candidates(self, ctx: RequestContext, k: int) -> list[Candidate]:
-        seen = ctx.seen()
+        seen = np.fromiter(ctx.seen(), dtype=np.int64)
         fetch = min(len(self.index), k + len(seen))
         scores, ids = self.index.search(self.user_vector(ctx), fetch)
-        out = []
-        for score, item in zip(scores[0], ids[0], strict=True):
-            if item < 0 or int(item) in seen:
-                continue
-            out.append(Candidate(int(item), float(score), self.name))
-            if len(out) == k:
-                break
-        return out
+        keep = (ids[0] >= 0) & ~np.isin(ids[0], seen)
+        return [
+            Candidate(item, score, self.name)
+            for item, score in zip(ids[0][keep][:k].tolist(), scores[0][keep][:k].tolist(),
+                                   strict=True)
+        ]  # fmt: skip
 
     def add_items(
         self,
