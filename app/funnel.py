@@ -228,7 +228,7 @@ class Funnel:
         page = ranked[: query.k]
         items = [
             FeedItem(r.item_id, r.score, (*r.sources, *r.reasons), reason, r.objectives)
-            for r, reason in zip(page, self.reasons(page, user, stage_name), strict=True)
+            for r, reason in zip(page, self.reasons(page, user), strict=True)
         ]
         timings["explain"] = (time.perf_counter() - start) * 1e3
         return FeedResult(items, stage_name, timings, failed)
@@ -273,7 +273,7 @@ class Funnel:
         summary = self.summaries.get(int(item_id))
         return "this title" if summary is None else summary["title"]
 
-    def reasons(self, page: list[RankedItem], user: UserState, stage: str) -> list[str]:
+    def reasons(self, page: list[RankedItem], user: UserState) -> list[str]:
         """One short, truthful reason per item, from what actually put it on the page."""
         recent = np.asarray(user.history[-RECENT_FOR_REASONS:], dtype=np.int64)
         anchors = self._covisit_anchors([r.item_id for r in page], recent)
@@ -283,9 +283,7 @@ class Funnel:
             tags = set(r.sources) | set(r.reasons)
             if "exploration" in tags:
                 out.append("Something new we think you might enjoy")
-            elif stage in (ColdStage.ONBOARDING.value, ColdStage.ONBOARDING_COHORT.value) and (
-                "onboarding" in r.sources[0] if r.sources else False
-            ):
+            elif any(s.startswith(ColdStage.ONBOARDING.value) for s in r.sources):
                 out.append("Based on the titles and genres you picked")
             elif "covisit" in tags and anchor is not None:
                 out.append(f"Because you watched {self.title(anchor)}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +182,7 @@ class Service:
             long = self.snapshot.get_user(user_id, ["user_long"]).get("user_long")
         batch = UserHistory.from_features(long) if long else None
         state = compose_state(user_id, batch, recent, profile, self.demographics.get(user_id))
-        state = UserState(**{**state.__dict__, "stale": stale})
+        state = replace(state, stale=stale)
         known = batch is not None or bool(recent) or profile is not None
         return state, known
 
