@@ -302,30 +302,16 @@ class Funnel:
         return out
 
     def _covisit_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:
-        universe = self.covisit.universe
-        hist = universe.index(recent)
-        cand = universe.index(np.asarray(items, dtype=np.int64))
-        if not (hist >= 0).any() or not items:
-            return [None] * len(items)
-        hist_ids, hist_rows = recent[hist >= 0], hist[hist >= 0]
-        block = self.covisit.neighbours[hist_rows][:, np.maximum(cand, 0)].toarray()
-        best = block.argmax(axis=0)
-        return [
-            int(hist_ids[b]) if c >= 0 and block[b, j] > 0 else None
-            for j, (b, c) in enumerate(zip(best, cand, strict=True))
-        ]
+        """The recent history item most co-visited with each page item (None: no link)."""
+        return _anchors(self.covisit.universe, items, recent,
+                        lambda h, c: self.covisit.neighbours[h][:, c].toarray())  # fmt: skip
 
     def _content_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:
-        universe = self.content.universe
-        hist = universe.index(recent)
-        cand = universe.index(np.asarray(items, dtype=np.int64))
-        if not (hist >= 0).any() or not items:
-            return [None] * len(items)
-        hist_ids = recent[hist >= 0]
-        sims = self.content.vectors[hist[hist >= 0]] @ self.content.vectors[np.maximum(cand, 0)].T
-        return [
-            int(hist_ids[b]) if c >= 0 else None for b, c in zip(sims.argmax(0), cand, strict=True)
-        ]
+        """The recent history item whose text is closest to each page item's."""
+        vectors = self.content.vectors
+        return _anchors(
+            self.content.universe, items, recent, lambda h, c: vectors[h] @ vectors[c].T
+        )
 
     # item endpoints ----------------------------------------------------------------------
 
@@ -353,3 +339,18 @@ def _summaries(items) -> dict[int, dict]:
         for item, title, year, gs in zip(items["item_id"], items["title"], years, items["genres"],
                                          strict=True)
     }  # fmt: skip
+
+
+def _anchors(universe, items: list[int], recent: np.ndarray, affinity) -> list[int | None]:
+    """For each item, the history item with the highest positive `affinity(hist, cand)`."""
+    hist = universe.index(recent)
+    cand = universe.index(np.asarray(items, dtype=np.int64))
+    if not items or not (hist >= 0).any():
+        return [None] * len(items)
+    hist_ids = recent[hist >= 0]
+    block = np.asarray(affinity(hist[hist >= 0], np.maximum(cand, 0)))
+    best = block.argmax(axis=0)
+    return [
+        int(hist_ids[b]) if c >= 0 and block[b, j] > 0 else None
+        for j, (b, c) in enumerate(zip(best.tolist(), cand.tolist(), strict=True))
+    ]

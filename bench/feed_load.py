@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,38 +27,10 @@ import numpy as np
 import redis
 
 from evaluation.bench_io import update_results_md, write_result
+from evaluation.served import free_port, start_server
 
 COMMAND = "marquee bench feed_load"
 API_KEY = "marquee-dev"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, prefix: str, workers: int, redis_url: str) -> subprocess.Popen:
-    env = {**os.environ, "MARQUEE_REDIS_URL": redis_url, "MARQUEE_REDIS_PREFIX": prefix,
-           "MARQUEE_BUNDLE_POLL_S": "0", "MARQUEE_PORT": str(port)}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("server did not become ready within 180 s")
 
 
 def run_level(port: int, paths: list[str], concurrency: int, seconds: float, warmup: float):

@@ -1,9 +1,11 @@
-"""A real Redis on 127.0.0.1:6379 with a unique key prefix per use, cleaned up afterwards."""
+"""A real Redis on 127.0.0.1:6379 with a unique key prefix per use, cleaned up afterwards;
+and a poll helper for what the nearline side changes asynchronously."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -39,3 +41,12 @@ def redis_prefix() -> Iterator[tuple[redis.Redis, str]]:
         yield client, prefix
     finally:
         delete_prefix(client, prefix)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -65,3 +65,12 @@ def test_committed_quality_results_match_results_md() -> None:
     pool_row = next(line for line in lines if line.startswith("| **merged pool**"))
     assert f"{metrics['pool.recall@500']:.4f}" in pool_row
     assert f"{payload['metrics']['split.users']} users" in section
+
+
+@pytest.mark.parametrize("name", ["feed_load", "like_to_feed"])
+def test_committed_serving_results_match_results_md(name: str) -> None:
+    payload = json.loads((REPO_ROOT / f"bench/results/{name}.json").read_text())
+    section = read_section(name, REPO_ROOT / "bench/RESULTS.md")
+    assert payload["command"] in section
+    for metric, value in payload["metrics"].items():
+        assert str(value) in section, metric

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from app.experiments import DEFAULT_EXPERIMENTS, Assigner
+from evaluation.served import free_port
 from features.events import Event, RedisEventLog, StoredEvent
 from features.store import RedisFeatureStore
 
 from .conftest import REPO_ROOT, run_marquee
-from .redis_util import URL, redis_prefix
+from .redis_util import URL, redis_prefix, wait_until
 
 
 def test_features_push_loads_every_group_into_redis(bundle_artifacts: Path, data_dir: Path,
@@ -73,12 +73,6 @@ def test_ab_report_compares_variants_from_stored_events(bundle_artifacts: Path, 
         assert list(tmp_path.glob("ab-*.png"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(port: int, path: str) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", path, headers={"X-API-Key": "marquee-dev"})
@@ -87,7 +81,7 @@ def _get(port: int, path: str) -> tuple[int, dict]:
 
 
 def test_marquee_serve_answers_feeds_and_consumes_events(serving_settings, ml100k_bundle) -> None:
-    port = _free_port()
+    port = free_port()
     prefix = f"{serving_settings.redis_prefix}-serve"
     env = {
         **os.environ, "MARQUEE_DATA_DIR": str(serving_settings.data_dir),
@@ -117,18 +111,11 @@ def test_marquee_serve_answers_feeds_and_consumes_events(serving_settings, ml100
                 ]
             )
             key = f"{prefix}:v1:recent:3"
-            assert _wait(lambda: client.zcard(key) == 1), "the serve process's worker never ran"
+            assert wait_until(lambda: client.zcard(key) == 1, 30), (
+                "the serve process's worker never ran"
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
             for k in client.scan_iter(match=f"{prefix}:*"):
                 client.delete(k)
-
-
-def _wait(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False

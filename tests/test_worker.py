@@ -13,7 +13,7 @@ from features.nearline import RedisNearline
 from features.worker import GROUP, StreamWorker, WorkerConfig
 
 from .conftest import REPO_ROOT
-from .redis_util import URL, redis_prefix
+from .redis_util import URL, redis_prefix, wait_until
 
 
 def clicks(start: int, n: int) -> list[StoredEvent]:
@@ -62,15 +62,6 @@ def _start_worker(prefix: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_no_accepted_event_is_lost_across_a_worker_kill_and_restart() -> None:
     with redis_prefix() as (client, prefix):
         log = RedisEventLog(client, prefix)
@@ -81,7 +72,7 @@ def test_no_accepted_event_is_lost_across_a_worker_kill_and_restart() -> None:
             for _ in range(20):  # traffic while the worker runs
                 log.append(clicks(sent, 100))
                 sent += 100
-            assert _wait(lambda: total_clicks(state) > 0), "worker never started applying"
+            assert wait_until(lambda: total_clicks(state) > 0, 60), "worker never started"
             worker.send_signal(signal.SIGKILL)  # no chance to finish or acknowledge its batch
             worker.wait(timeout=10)
             applied_at_kill = total_clicks(state)
@@ -90,12 +81,12 @@ def test_no_accepted_event_is_lost_across_a_worker_kill_and_restart() -> None:
                 sent += 100
             assert applied_at_kill < sent
             worker = _start_worker(prefix)
-            assert _wait(lambda: total_clicks(state) >= sent), (
+            assert wait_until(lambda: total_clicks(state) >= sent, 60), (
                 f"{total_clicks(state)} of {sent} applied"
             )
             time.sleep(0.5)  # anything applied twice would show up now
             assert total_clicks(state) == sent
-            assert _wait(lambda: client.xpending(log.stream, GROUP)["pending"] == 0, 10)
+            assert wait_until(lambda: client.xpending(log.stream, GROUP)["pending"] == 0, 10)
         finally:
             worker.kill()
             worker.wait(timeout=10)
