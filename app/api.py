@@ -295,6 +295,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         # Redis down is degraded, not unready: feeds still come from the snapshot.
         ready = checks["bundle"]
         body = {"ready": ready, "degraded": not all(checks.values()), "checks": checks,
+                "warm": bool(service and service.warm),
                 "bundle": service.funnel.version if service else None}  # fmt: skip
         return JSONResponse(body, status_code=200 if ready else 503)
 

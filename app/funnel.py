@@ -13,6 +13,7 @@ background and swap the reference without pausing requests.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -47,7 +48,7 @@ from ranking.rules import (
 )
 from retrieval.base import Candidate, RequestContext
 from retrieval.bundle import RetrievalBundle
-from retrieval.merge import CandidateMerger, MergeConfig
+from retrieval.merge import CandidateMerger, MergeConfig, SourceList
 from retrieval.pipeline import text_vectors
 from retrieval.sources import ContentSource, CoVisitationSource, PopularitySource, TrendingSource
 from retrieval.sources.live_trending import LiveTrendingSource
@@ -59,7 +60,10 @@ QUOTAS = {"two_tower": 250, "covisit": 150, "content": 50, "trending": 25, "popu
 DEFAULT_LAMBDA = 0.85  # chosen on validation in the ranking report
 RECENT_FOR_REASONS = 50
 CTR_PRIOR = 0.05
-RANKED_KEEP = 200  # ranked candidates handed to the rules (page + diversity + exploration room)
+# Sources whose lists depend only on the user's history: computed once per history change
+# and stored (features/candidate_lists.py) instead of on every request.
+HISTORY_SOURCES = ("two_tower", "covisit", "content")
+RANKED_KEEP = 100  # ranked candidates handed to the rules (page + diversity + exploration room)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class FeedResult:
     stage: str  # "personalized" or the cold-start stage
     timings_ms: dict[str, float]
     failed: list[str]
+    # history-dependent lists computed live by this request (None: reused or not needed)
+    fresh_lists: dict[str, list[Candidate]] | None = None
 
 
 @dataclass(frozen=True)
@@ -203,9 +209,37 @@ class Funnel:
                 )  # fmt: skip
             return self._pipelines[lambda_]
 
+    def signature(self, user: UserState) -> np.ndarray:
+        """What the history-dependent lists depend on, hashed to two float32-exact ints."""
+        h, t = user.history, user.history_times
+        key = (
+            f"{self.version}|{len(h)}|{int(h[-1]) if len(h) else ''}|"
+            f"{int(t[-1]) if len(t) else ''}|{sorted(user.disliked)}|"
+            f"{sorted((user.demographics or {}).items())}"
+        )
+        digest = hashlib.blake2b(key.encode(), digest_size=6).digest()
+        return np.array([int.from_bytes(digest[:3]), int.from_bytes(digest[3:])], np.float32)
+
+    def history_lists(self, user: UserState, now: int | None = None) -> dict[str, list[Candidate]]:
+        """The history-dependent sources' lists for `user`, as a request would compute them."""
+        request = RequestContext(
+            user_id=user.user_id, history=user.history,
+            timestamp=int(time.time()) if now is None else now, demographics=user.demographics,
+            exclude=user.disliked, history_times=user.history_times,
+        )  # fmt: skip
+        others = {s.name: [] for s in self.merger.sources if s.name not in HISTORY_SOURCES}
+        lists = self.merger.gather(request, others).lists
+        return {name: lists[name] for name in HISTORY_SOURCES if name in lists}
+
     def feed(
-        self, user: UserState, query: FeedQuery, variant: VariantConfig, now: int | None = None
+        self,
+        user: UserState,
+        query: FeedQuery,
+        variant: VariantConfig,
+        now: int | None = None,
+        precomputed: Mapping[str, SourceList] | None = None,
     ) -> FeedResult:
+        """The page; `precomputed` are stored history-dependent lists matching `signature`."""
         now = int(time.time()) if now is None else now
         request = RequestContext(
             user_id=user.user_id, history=user.history, timestamp=now,
@@ -219,11 +253,11 @@ class Funnel:
         timings: dict[str, float] = {}
         stage = self.cold_start.stage(request, user.picks)
         if stage is ColdStage.FULL_PIPELINE:
-            ranked, failed = self._personalized(ctx, variant, timings)
+            ranked, failed, fresh = self._personalized(ctx, variant, timings, precomputed)
             stage_name = "personalized"
         else:
             ranked, failed = self._cold(ctx, user.picks, timings)
-            stage_name = stage.value
+            stage_name, fresh = stage.value, None
         start = time.perf_counter()
         page = ranked[: query.k]
         items = [
@@ -231,13 +265,21 @@ class Funnel:
             for r, reason in zip(page, self.reasons(page, user), strict=True)
         ]
         timings["explain"] = (time.perf_counter() - start) * 1e3
-        return FeedResult(items, stage_name, timings, failed)
+        return FeedResult(items, stage_name, timings, failed, fresh)
 
     def _personalized(
-        self, ctx: FeedContext, variant: VariantConfig, timings: dict[str, float]
-    ) -> tuple[list[RankedItem], list[str]]:
+        self,
+        ctx: FeedContext,
+        variant: VariantConfig,
+        timings: dict[str, float],
+        precomputed: Mapping[str, SourceList] | None,
+    ) -> tuple[list[RankedItem], list[str], dict[str, list[Candidate]] | None]:
         start = time.perf_counter()
-        merged = self.merger.gather(ctx.request)
+        reuse = precomputed is not None and set(HISTORY_SOURCES) <= set(precomputed)
+        merged = self.merger.gather(ctx.request, precomputed if reuse else None)
+        fresh = None
+        if not reuse and not set(HISTORY_SOURCES) & set(merged.failed):
+            fresh = {name: merged.lists[name] for name in HISTORY_SOURCES}
         timings["retrieval"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         weights = self.ranker.weights
@@ -252,7 +294,7 @@ class Funnel:
         lam = DEFAULT_LAMBDA if variant.diversity_lambda is None else variant.diversity_lambda
         result = self.pipeline(lam).run(ctx, ranked)
         timings["rules"] = (time.perf_counter() - start) * 1e3
-        return result.items, [*merged.failed, *result.failed]
+        return result.items, [*merged.failed, *result.failed], fresh
 
     def _cold(
         self, ctx: FeedContext, picks: OnboardingPicks | None, timings: dict[str, float]

@@ -63,6 +63,11 @@ class Metrics:
             "marquee_events", "Ingested events by type and outcome.", ["type", "outcome"],
             registry=r,
         )  # fmt: skip
+        self.candidate_lists = Counter(
+            "marquee_candidate_lists", "Personalized feeds by where their history-dependent "
+            "candidate lists came from (stored nearline or computed live).", ["outcome"],
+            registry=r,
+        )  # fmt: skip
         self.bundle = Gauge(
             "marquee_bundle_info", "The model bundle being served (value 1).", ["version"],
             registry=r,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,10 +22,11 @@ import numpy as np
 import redis
 
 from app.experiments import DEFAULT_EXPERIMENTS, Assigner, VariantConfig, load_experiments
-from app.funnel import FeedQuery, FeedResult, Funnel, UserState
+from app.funnel import HISTORY_SOURCES, FeedQuery, FeedResult, Funnel, UserState
 from app.metrics import Metrics
 from app.settings import Settings
 from catalog.tables import Catalog, load_catalog
+from features import candidate_lists
 from features.batch import UserHistory, push_batch_features
 from features.events import (
     ENGAGEMENTS,
@@ -38,6 +40,7 @@ from features.events import (
 from features.nearline import InProcessNearline, NearlineState, RecentEvent, RedisNearline
 from features.store import FeatureStore, InProcessFeatureStore, RedisFeatureStore
 from ranking.cold_start import OnboardingPicks
+from retrieval.base import RequestContext
 from retrieval.pipeline import latest_bundle
 
 log = logging.getLogger("marquee.service")
@@ -114,6 +117,7 @@ class Service:
         self.metrics = Metrics(self.freshness)
         self.metrics.set_bundle(funnel.version)
         self._reload_lock = threading.Lock()
+        self.warm = False  # every catalog user's candidate lists are stored
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -161,11 +165,18 @@ class Service:
 
     def user_state(self, user_id: int) -> tuple[UserState, bool]:
         """The user's features and whether the user is known at all."""
+        state, known, _ = self._read_user(user_id)
+        return state, known
+
+    def _read_user(self, user_id: int) -> tuple[UserState, bool, dict | None]:
+        """State, known, and the stored candidate lists' features (None when unreadable)."""
         stale = False
-        long, recent, profile = None, [], None
+        long, recent, profile, lists = None, [], None, None
+        groups = ["user_long", candidate_lists.GROUP]
         if self.client is not None and self.breaker.available():
             try:
-                long = self.store.get_user(user_id, ["user_long"]).get("user_long")
+                stored = self.store.get_user(user_id, groups)
+                long, lists = stored.get("user_long"), stored.get(candidate_lists.GROUP)
                 recent, profile = self.nearline.user_view(user_id)
                 self.breaker.reset()
             except redis.RedisError as exc:
@@ -176,7 +187,8 @@ class Service:
         elif self.client is not None:
             stale = True
         if self.client is None:
-            long = self.store.get_user(user_id, ["user_long"]).get("user_long")
+            stored = self.store.get_user(user_id, groups)
+            long, lists = stored.get("user_long"), stored.get(candidate_lists.GROUP)
             recent, profile = self.nearline.user_view(user_id)
         if stale:
             long = self.snapshot.get_user(user_id, ["user_long"]).get("user_long")
@@ -184,7 +196,7 @@ class Service:
         state = compose_state(user_id, batch, recent, profile, self.demographics.get(user_id))
         state = replace(state, stale=stale)
         known = batch is not None or bool(recent) or profile is not None
-        return state, known
+        return state, known, lists
 
     # feed --------------------------------------------------------------------------------
 
@@ -193,11 +205,18 @@ class Service:
 
     def feed(self, user_id: int, query: FeedQuery) -> Feed:
         start = time.perf_counter()
-        state, known = self.user_state(user_id)
+        state, known, stored = self._read_user(user_id)
         self.metrics.stage.labels(stage="features").observe(time.perf_counter() - start)
         funnel = self.funnel  # one reference for the whole request, even across a swap
         variant = self.variant(user_id)
-        result = funnel.feed(state, query, variant)
+        signature = funnel.signature(state)
+        precomputed = candidate_lists.decode(stored, signature)
+        result = funnel.feed(state, query, variant, precomputed=precomputed)
+        if result.stage == "personalized":
+            reused = "stored" if precomputed is not None else "live"
+            self.metrics.candidate_lists.labels(outcome=reused).inc()
+        if result.fresh_lists is not None and not state.stale:
+            self.store_lists(user_id, signature, result.fresh_lists)
         for stage, ms in result.timings_ms.items():
             self.metrics.stage.labels(stage=stage).observe(ms / 1e3)
         for name in result.failed:
@@ -205,6 +224,35 @@ class Service:
         if state.stale:
             self.metrics.stale.inc()
         return Feed(result, variant.name, state.stale, funnel.version, known)
+
+    def store_lists(self, user_id: int, signature, lists) -> None:
+        """Keep a request's history-dependent lists for the next one (best effort)."""
+        if set(lists) != set(HISTORY_SOURCES):  # a failed source: nothing reusable
+            return
+        try:
+            self.store.put_user(user_id, candidate_lists.GROUP,
+                                candidate_lists.encode(signature, lists))  # fmt: skip
+        except (redis.RedisError, ValueError) as exc:
+            self.metrics.errors.labels(component="candidate_lists").inc()
+            log.warning("could not store candidate lists: %s", exc)
+
+    def precompute_lists(self, user_ids: Iterable[int]) -> int:
+        """Compute and store the history-dependent lists of users whose stored lists are
+        missing or outdated (a nearline job: at start-up for every catalog user)."""
+        done = 0
+        for user_id in user_ids:
+            if self._stop.is_set():
+                break
+            state, _, stored = self._read_user(int(user_id))
+            funnel = self.funnel
+            signature = funnel.signature(state)
+            if state.stale or candidate_lists.decode(stored, signature) is not None:
+                continue
+            if not funnel.cold_start.needs_full_pipeline(_request_of(state)):
+                continue
+            self.store_lists(int(user_id), signature, funnel.history_lists(state))
+            done += 1
+        return done
 
     # events ------------------------------------------------------------------------------
 
@@ -264,6 +312,8 @@ class Service:
             self.funnel = fresh
             self.metrics.set_bundle(fresh.version)
         log.info("now serving bundle %s", fresh.version)
+        users = sorted(self.catalog.events["user_id"].unique().tolist())
+        threading.Thread(target=self.precompute_lists, args=(users,), daemon=True).start()
         return True
 
     def start_background(self) -> None:
@@ -289,8 +339,17 @@ class Service:
             state = RedisNearline(client, self.settings.redis_prefix)
             StreamWorker(client, self.settings.redis_prefix, state).run(self._stop)
 
+        def precompute_loop() -> None:
+            users = sorted(self.catalog.events["user_id"].unique().tolist())
+            started = time.perf_counter()
+            done = self.precompute_lists(users)
+            self.warm = not self._stop.is_set()
+            log.info("stored candidate lists of %d users in %.1fs", done,
+                     time.perf_counter() - started)  # fmt: skip
+
         self.refresh_live()
-        loops = [live_loop] + ([bundle_loop] if self.settings.bundle_poll_s > 0 else [])
+        loops = [live_loop, precompute_loop]
+        loops += [bundle_loop] if self.settings.bundle_poll_s > 0 else []
         if self.client is not None and self.settings.serve_worker:
             loops.append(worker_loop)
         for loop in loops:
@@ -302,6 +361,11 @@ class Service:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+
+
+def _request_of(state: UserState) -> RequestContext:
+    return RequestContext(state.user_id, state.history, int(time.time()), state.demographics,
+                          history_times=state.history_times)  # fmt: skip
 
 
 def single_threaded_math() -> None:

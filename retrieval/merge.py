@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, TimeoutError, wait
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,8 +90,9 @@ class MergeConfig:
 @dataclass
 class MergeResult:
     pool: Pool
-    latency_ms: dict[str, float]  # per source
+    latency_ms: dict[str, float]  # per source that ran for this request
     failed: list[str]
+    lists: dict[str, SourceList] = field(default_factory=dict)  # every source's list
 
     @cached_property
     def candidates(self) -> list[PooledCandidate]:
@@ -122,10 +124,15 @@ class CandidateMerger:
         out = source.candidates(ctx, self._fetch_size(source.name))
         return out, (time.perf_counter() - start) * 1000
 
-    def gather(self, ctx: RequestContext) -> MergeResult:
+    def gather(
+        self, ctx: RequestContext, ready: Mapping[str, SourceList] | None = None
+    ) -> MergeResult:
+        """Run the sources (except those whose list is `ready`, e.g. computed nearline), merge."""
+        ready = dict(ready or {})
+        todo = [s for s in self.sources if s.name not in ready]
         if not self.config.parallel:
-            return self._gather_inline(ctx)
-        futures = {self._executor.submit(self._timed, s, ctx): s.name for s in self.sources}
+            return self._gather_inline(ctx, todo, ready)
+        futures = {self._executor.submit(self._timed, s, ctx): s.name for s in todo}
         done, _ = wait(futures, timeout=self.config.timeout_s)
         lists: dict[str, list[Candidate]] = {}
         latency: dict[str, float] = {}
@@ -141,15 +148,20 @@ class CandidateMerger:
             except (TimeoutError, Exception) as exc:  # a broken source must not break the feed
                 failed.append(name)
                 log.warning("candidate source %s failed: %s", name, exc)
-        ordered = {s.name: lists[s.name] for s in self.sources if s.name in lists}
-        return MergeResult(merge_pool(ordered, self.config, ctx), latency, failed)
+        return self._result(ctx, {**ready, **lists}, latency, failed)
 
-    def _gather_inline(self, ctx: RequestContext) -> MergeResult:
+    def _result(self, ctx, lists, latency, failed) -> MergeResult:
+        ordered = {s.name: lists[s.name] for s in self.sources if s.name in lists}
+        return MergeResult(merge_pool(ordered, self.config, ctx), latency, failed, ordered)
+
+    def _gather_inline(
+        self, ctx: RequestContext, todo: list[CandidateSource], ready: dict[str, SourceList]
+    ) -> MergeResult:
         """Sources in turn; one that fails or overruns the timeout is dropped from the pool."""
-        lists: dict[str, list[Candidate]] = {}
+        lists: dict[str, SourceList] = dict(ready)
         latency: dict[str, float] = {}
         failed: list[str] = []
-        for source in self.sources:
+        for source in todo:
             try:
                 out, latency[source.name] = self._timed(source, ctx)
             except Exception as exc:  # a broken source must not break the feed
@@ -161,7 +173,7 @@ class CandidateMerger:
                 log.warning("candidate source %s timed out", source.name)
                 continue
             lists[source.name] = out
-        return MergeResult(merge_pool(lists, self.config, ctx), latency, failed)
+        return self._result(ctx, lists, latency, failed)
 
     def candidates(self, ctx: RequestContext) -> list[PooledCandidate]:
         return self.gather(ctx).candidates
@@ -174,8 +186,27 @@ def merge(
     return merge_pool(lists, config, ctx).candidates()
 
 
+class RankedIds(NamedTuple):
+    """One source's ranked list as arrays, e.g. read back from the feature store: merging
+    it needs no object per candidate."""
+
+    ids: np.ndarray  # int64, best first
+    scores: np.ndarray
+
+
+SourceList = list[Candidate] | RankedIds
+
+
+def _as_arrays(cands: SourceList) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(cands, RankedIds):
+        return np.asarray(cands.ids, np.int64), np.asarray(cands.scores, np.float64)
+    n = len(cands)
+    return (np.fromiter((c.item_id for c in cands), np.int64, n),
+            np.fromiter((c.score for c in cands), np.float64, n))  # fmt: skip
+
+
 def merge_pool(
-    lists: dict[str, list[Candidate]], config: MergeConfig, ctx: RequestContext | None = None
+    lists: Mapping[str, SourceList], config: MergeConfig, ctx: RequestContext | None = None
 ) -> Pool:
     """Interleave ranked lists by rank under quotas, dedup, then fill up from leftovers.
 
@@ -185,8 +216,8 @@ def merge_pool(
     seen = ctx.seen() if ctx is not None else frozenset()
     names = list(lists)
     n_src = len(names)
-    ids = [np.fromiter((c.item_id for c in lists[n]), np.int64, len(lists[n])) for n in names]
-    scores = [np.fromiter((c.score for c in lists[n]), np.float64, len(lists[n])) for n in names]
+    arrays = [_as_arrays(lists[n]) for n in names]
+    ids, scores = [a[0] for a in arrays], [a[1] for a in arrays]
     all_ids = np.concatenate([np.empty(0, np.int64), *ids])
     all_pos = np.concatenate([np.empty(0, np.int64), *(np.full(len(a), p) for p, a in
                                                         enumerate(ids))])  # fmt: skip

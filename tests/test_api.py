@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from app.experiments import DEFAULT_EXPERIMENTS, HOLDOUT
+
+from .redis_util import wait_until
 
 VARIANTS = {HOLDOUT, *(v.name for v in DEFAULT_EXPERIMENTS.variants)}
 
@@ -234,3 +237,41 @@ def test_bundle_hot_swap_drops_no_requests(api, api_service, serving_settings) -
         api_service.reload(root / old)
         shutil.rmtree(root / new)
     assert api_service.funnel.version == old
+
+
+def test_stored_candidate_lists_give_the_same_feed_as_computing_them_live(api_service) -> None:
+    from app.funnel import FeedQuery
+    from features import candidate_lists
+
+    funnel, now = api_service.funnel, 890_000_000
+    state, _ = api_service.user_state(41)
+    variant = api_service.variant(41)
+    live = funnel.feed(state, FeedQuery(k=20), variant, now=now)
+    lists = funnel.history_lists(state, now=now)
+    signature = funnel.signature(state)
+    stored = candidate_lists.decode(candidate_lists.encode(signature, lists), signature)
+    reused = funnel.feed(state, FeedQuery(k=20), variant, now=now, precomputed=stored)
+    assert [i.item_id for i in reused.items] == [i.item_id for i in live.items]
+    assert live.fresh_lists is not None and reused.fresh_lists is None
+    other = funnel.signature(replace(state, disliked=frozenset({1})))
+    assert candidate_lists.decode(candidate_lists.encode(signature, lists), other) is None
+
+
+def test_feeds_reuse_lists_until_the_history_changes(api, api_service) -> None:
+    def outcomes() -> dict[str, float]:
+        text = api.get("/metrics").text
+        return {k: float(line.rsplit(" ", 1)[1]) for k in ("stored", "live")
+                for line in text.splitlines()
+                if line.startswith(f'marquee_candidate_lists_total{{outcome="{k}"}}')}  # fmt: skip
+
+    user = 57
+    api.get(f"/v1/users/{user}/feed")  # computes (or reuses start-up lists) and stores
+    before = outcomes()
+    api.get(f"/v1/users/{user}/feed")
+    after = outcomes()
+    assert after.get("stored", 0) == before.get("stored", 0) + 1
+    api.post("/v1/events", json={"events": [
+        {"event_id": eid(), "type": "watch", "user_id": user, "item_id": 1}]})  # fmt: skip
+    assert wait_until(lambda: api_service.user_state(user)[0].history[-1] == 1, 5)
+    api.get(f"/v1/users/{user}/feed")
+    assert outcomes().get("live", 0) == after.get("live", 0) + 1
