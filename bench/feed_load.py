@@ -6,11 +6,12 @@ Writes bench/results/feed_load.json and the feed_load section of bench/RESULTS.m
 
 Each of C client threads sends a request, waits for the answer and sends the next
 (closed loop), for a fixed time per concurrency level after a warm-up; users are
-drawn uniformly (seeded) from the catalog's users, so every request runs the full
-personalized funnel without the LLM. Baselines in the same run and server: the
-cold-start feed (users the catalog does not know: popularity chain, no ranker)
-and `/healthz` (HTTP + framework floor). The generator runs on the same 2-core
-machine as the server, so the figures include its CPU cost.
+drawn uniformly (seeded) from the catalog's users, so every request runs the
+personalized funnel without the LLM; its history-dependent candidate lists come from
+the feature store, where the server stored them at start-up. Baselines in the same
+run and server: the cold-start feed (users the catalog does not know: popularity
+chain, no ranker) and `/healthz` (HTTP + framework floor). The generator runs on the
+same 2-core machine as the server, so the figures include its CPU cost.
 """
 
 from __future__ import annotations
@@ -137,8 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     section = "\n\n".join([
         "## Feed API under load (closed loop, real Redis)",
         f"Command: `{COMMAND}`. `marquee serve --workers {args.workers}` on loopback, "
-        f"k={args.k}, {args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up; the "
-        "load generator shares the 2 CPU cores with the server.",
+        f"k={args.k}, {args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up, "
+        "measured once every catalog user's history-dependent candidate lists are stored "
+        "(the server computes them at start-up); the load generator shares the 2 CPU cores "
+        "with the server.",
         "\n".join(rows),
         f"Target at concurrency 8: p99 <= 50 ms and >= 150 requests/s; measured p99 "
         f"{c8['p99_ms']} ms at {c8['rps']} requests/s. Personalized / cold-start throughput "
