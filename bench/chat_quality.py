@@ -20,13 +20,13 @@ import sys
 import time
 
 import numpy as np
-from llm.intent import parse_intent
 
 from app.settings import get_settings
 from catalog.search import TitleIndex
 from catalog.tables import load_catalog
 from evaluation.bench_io import update_results_md, write_result
 from evaluation.mood_eval import MOODS, labelled_items, precision_at
+from llm.intent import parse_intent
 from retrieval.pipeline import text_vectors
 from retrieval.text_encoder import encode
 from retrieval.text_search import Filters, TextSearch
