@@ -14,6 +14,7 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -21,8 +22,11 @@ from fastapi.security import APIKeyHeader
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.funnel import FeedQuery
+from app.funnel import FeedQuery, UserState
 from app.schemas import (
+    ChatItem,
+    ChatRequest,
+    ChatResponse,
     EventBatch,
     EventResult,
     EventsResponse,
@@ -270,6 +274,28 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
                      for i, f in zip(ids, fresh, strict=True)],
         )  # fmt: skip
 
+    # chat ------------------------------------------------------------------------------
+
+    @app.post("/v1/chat", response_model=ChatResponse, dependencies=auth,
+              responses=with_body, tags=["chat"])  # fmt: skip
+    def chat(body: ChatRequest, service: Svc) -> ChatResponse:
+        """A mood request ("a 90s heist movie, nothing violent") or a follow-up to the
+        session's last one ("something older"). No LLM yet: a deterministic parser, text
+        search within the constraints, the user's taste, and the feed's rules."""
+        user = service.user_state(body.user_id)[0] if body.user_id else _anonymous()
+        out = service.chat().reply(service.funnel, user, body.message, body.session_id,
+                                   body.count)  # fmt: skip
+        items = [
+            ChatItem(**summary(service, r.item_id), score=r.score, sources=list(r.sources),
+                     reason=reason)
+            for r, reason in zip(out["items"], out["reasons"], strict=True)
+        ]  # fmt: skip
+        return ChatResponse(
+            session_id=out["session_id"], user_id=body.user_id,
+            variant=service.variant(body.user_id).name if body.user_id else None,
+            query=out["query"].model_dump(), items=items,
+        )  # fmt: skip
+
     # operations ------------------------------------------------------------------------
 
     @app.post("/v1/admin/reload", response_model=ReloadResponse, dependencies=auth,
@@ -304,6 +330,11 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _anonymous() -> UserState:
+    empty = np.empty(0, dtype=np.int64)
+    return UserState(user_id=0, history=empty, history_times=empty)
 
 
 class ObserveMiddleware:

@@ -116,3 +116,36 @@ class ErrorResponse(BaseModel):
 class ReloadResponse(BaseModel):
     switched: bool
     bundle: str
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"message": "something light and funny for a rainy Sunday, no horror",
+             "user_id": 7},
+            {"message": "something older", "session_id": "0f8e4c2a9b7d4e1f"},
+        ]},
+    )  # fmt: skip
+
+    message: str = Field(min_length=1, max_length=500)
+    user_id: int | None = Field(default=None, ge=1, le=2**62, description="For personalisation.")
+    session_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="Continue a conversation; omit to start one (the reply carries its id).",
+    )  # fmt: skip
+    count: int | None = Field(default=None, ge=1, le=50, description="Default: as asked, or 10.")
+
+
+class ChatItem(ItemSummary):
+    score: float
+    sources: list[str] = Field(description="request, similar (to a named title), taste.")
+    reason: str
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    user_id: int | None
+    variant: str | None
+    query: dict = Field(description="The parsed request: text, genres, years, runtime, ...")
+    items: list[ChatItem]

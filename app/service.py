@@ -118,6 +118,8 @@ class Service:
         self.metrics.set_bundle(funnel.version)
         self._reload_lock = threading.Lock()
         self.warm = False  # every catalog user's candidate lists are stored
+        self._chat = None
+        self._chat_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -253,6 +255,24 @@ class Service:
             self.store_lists(int(user_id), signature, funnel.history_lists(state))
             done += 1
         return done
+
+    # chat --------------------------------------------------------------------------------
+
+    def chat(self):
+        """The chat, built on first use (text index + encoder: a few seconds)."""
+        with self._chat_lock:
+            if self._chat is None:
+                from app.chat import Chat, SessionStore
+                from catalog.search import TitleIndex
+                from retrieval.pipeline import text_vectors
+                from retrieval.text_encoder import encode
+                from retrieval.text_search import TextSearch
+
+                vectors = text_vectors(self.catalog, self.settings)
+                search = TextSearch(self.catalog.items, vectors, encode)
+                sessions = SessionStore(self.client, self.settings.redis_prefix)
+                self._chat = Chat(search, TitleIndex(self.catalog.items), sessions)
+            return self._chat
 
     # events ------------------------------------------------------------------------------
 
