@@ -408,6 +408,8 @@ _YEAR_BOUND = re.compile(
     rf"|after|post-?|since|newer\s+than|later\s+than)\s*(?:the\s+)?(?P<p>{_PERIOD}){_W1}",
     re.IGNORECASE,
 )
+_BOUND_NEGATIONS = frozenset({"nothing", "no", "not", "none", "never", "nothing's"})
+_BOUND_FILLER = frozenset({"from", "made", "released", "movies", "movie", "films", "film"})
 _YEAR_PERIOD = re.compile(
     rf"{_W0}(?:(?:from|in|of|during|made\s+in|released\s+in|set\s+in)\s+)?(?:the\s+)?"
     rf"(?P<p>{_PERIOD})(?:\s+era)?{_W1}",
@@ -835,7 +837,12 @@ def _extract_years(
     for match in scan.matches(_YEAR_BOUND):
         if period := _period(match.group("p")):
             scan.consume(match.start(), match.end())
-            found.years.append(_bound(match.group("op"), period))
+            low, high = _bound(match.group("op"), period)
+            # "nothing (from) before 1990" keeps the other side of the bound
+            preceding = [w for w in scan.words_before(match.start(), 4) if w not in _BOUND_FILLER]
+            if preceding and preceding[-1] in _BOUND_NEGATIONS:
+                low, high = (None, low - 1) if low is not None else (high + 1, None)
+            found.years.append((low, high))
     for match in scan.matches(_YEAR_PERIOD):
         if period := _period(match.group("p")):
             scan.consume(match.start(), match.end())

@@ -337,3 +337,18 @@ def test_empty_message() -> None:
 def test_whole_message_consumed_falls_back_to_it(titles: TitleIndex) -> None:
     assert parse("like Heat", titles).text == "like Heat"
     assert parse("in 2004").text == "in 2004"
+
+
+@pytest.mark.parametrize(
+    ("message", "years"),
+    [
+        ("a heist movie, nothing from before 1990", (1990, None)),
+        ("no movies before 1995", (1995, None)),
+        ("a comedy not after 2000", (None, 2000)),
+        ("a comedy from before 1990", (None, 1989)),
+        ("films made before 1970 please", (None, 1969)),
+    ],
+)
+def test_a_negated_year_bound_keeps_the_other_side(message: str, years) -> None:
+    query = parse_intent(message, ["Comedy", "Crime"])
+    assert (query.year_min, query.year_max) == years
