@@ -172,10 +172,10 @@ class Service:
 
     def _read_user(self, user_id: int) -> tuple[UserState, bool, dict | None]:
         """State, known, and the stored candidate lists' features (None when unreadable)."""
-        stale = False
         long, recent, profile, lists = None, [], None, None
         groups = ["user_long", candidate_lists.GROUP]
-        if self.client is not None and self.breaker.available():
+        stale = self.client is not None and not self.breaker.available()
+        if not stale:  # the same reads in both modes; only Redis can fail
             try:
                 stored = self.store.get_user(user_id, groups)
                 long, lists = stored.get("user_long"), stored.get(candidate_lists.GROUP)
@@ -186,12 +186,6 @@ class Service:
                 self.metrics.errors.labels(component="feature_store").inc()
                 log.warning("feature store unavailable, serving the snapshot: %s", exc)
                 stale = True
-        elif self.client is not None:
-            stale = True
-        if self.client is None:
-            stored = self.store.get_user(user_id, groups)
-            long, lists = stored.get("user_long"), stored.get(candidate_lists.GROUP)
-            recent, profile = self.nearline.user_view(user_id)
         if stale:
             long = self.snapshot.get_user(user_id, ["user_long"]).get("user_long")
         batch = UserHistory.from_features(long) if long else None

@@ -21,7 +21,6 @@ class LiveTrendingSource:
     name = "trending"
 
     def __init__(self, batch: TrendingSource, as_of: int, depth: int = 1000) -> None:
-        self.batch = batch
         self.universe = batch.universe
         frozen = RequestContext(user_id=None, history=np.empty(0, np.int64), timestamp=as_of)
         self._fallback = batch.candidates(frozen, depth)
