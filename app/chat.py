@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import redis
 
@@ -114,6 +114,28 @@ class Chat:
         self.sessions.save(session_id, session)
         return {"session_id": session_id, "query": query, "items": page,
                 "reasons": [self.reason(r, query, funnel) for r in page]}  # fmt: skip
+
+    def stream(
+        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
+        count: int | None = None,
+    ) -> Iterator[dict]:  # fmt: skip
+        """The reply as events, in order: `query`, `items`, `token`*, `explanations`, `done`.
+
+        Each event is {"event": name, "data": ...}: `query` the parsed request (dict),
+        `items` the cards [{item_id, title, year, genres, score, sources, reason}], `token`
+        a piece of the reply text, `explanations` {item_id: one-line reason} replacing the
+        cards' reasons, `done` {session_id, model, prompts, timings_ms}.
+        """
+        out = self.reply(funnel, user, message, session_id, count)
+        yield {"event": "query", "data": out["query"].model_dump()}
+        cards = [
+            {**funnel.summaries[r.item_id], "score": r.score, "sources": list(r.sources),
+             "reason": reason}
+            for r, reason in zip(out["items"], out["reasons"], strict=True)
+        ]  # fmt: skip
+        yield {"event": "items", "data": cards}
+        yield {"event": "done", "data": {"session_id": out["session_id"], "model": None,
+                                         "prompts": {}, "timings_ms": {}}}  # fmt: skip
 
     def candidates(
         self, funnel: Funnel, user: UserState, query: RetrievalQuery

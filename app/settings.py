@@ -58,6 +58,38 @@ class Settings(BaseSettings):
     bundle_poll_s: float = Field(
         default=30.0, description="How often the service looks for a newer model bundle (0: never)."
     )
+    # LLM layer ------------------------------------------------------------------------
+    llm_model: str = Field(
+        default="local/smollm2",
+        description="litellm model string: `local/smollm2` or `local/gemma3` (embedded, "
+        "in-process), `openai/gpt-4o-mini`, `anthropic/claude-3-5-haiku-latest`, "
+        "`ollama/llama3.1`, `hosted_vllm/<model>` (with llm_api_base), or `off`.",
+    )
+    llm_api_base: str | None = Field(
+        default=None, description="Server of an OpenAI-compatible provider (vLLM, Ollama)."
+    )
+    llm_api_key: str | None = Field(
+        default=None, description="Provider key; unset = the provider's own environment variable."
+    )
+    llm_timeout_s: float = Field(default=20.0, description="Per call, before a retry.")
+    llm_retries: int = Field(default=1, ge=0, le=5, description="Retries of a failed call.")
+    llm_cache_ttl_s: int = Field(
+        default=7 * 24 * 3600, description="Identical calls are answered from Redis this long."
+    )
+    llm_threads: int = Field(default=2, ge=1, description="CPU threads of the embedded model.")
+    llm_rerank: bool | None = Field(
+        default=None,
+        description="LLM re-rank of the last candidates; unset = the measured default per "
+        "model (off for the embedded models, which did not beat the ranker on LOO-full).",
+    )
+    llm_explain: bool = Field(default=True, description="LLM-phrased one-line reasons.")
+    chat_budget_ms: float = Field(
+        default=5000.0, description="Chat's LLM work (intent, re-rank, reply, explanations) "
+        "stops when this is spent; what is left keeps its deterministic result.",
+    )
+    prompts_dir: Path = Field(
+        default=Path("prompts"), description="Prompt files (edited by the prompt lab)."
+    )
 
 
 @lru_cache(maxsize=1)
