@@ -20,6 +20,7 @@ from rich.markdown import Markdown
 from rich.progress import Progress
 from rich.table import Table
 
+from app.cli_prompts import prompts_app
 from app.cli_serving import ab_app, features_app, serve_cmd, worker_cmd
 from app.errors import UsageError
 from app.settings import get_settings
@@ -44,6 +45,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(train_app, name="train")
 app.add_typer(features_app, name="features")
 app.add_typer(ab_app, name="ab")
+app.add_typer(prompts_app, name="prompts")
 app.command("serve")(serve_cmd)
 app.command("worker")(worker_cmd)
 
