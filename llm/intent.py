@@ -2,8 +2,9 @@
 
 This half needs no LLM, so chat keeps working when the model is off, slow or wrong;
 an LLM proposal is merged in later only where it agrees with what is parsed here.
-Everything is lexicon + regex over word boundaries: predictable, sub-millisecond,
-and extended by editing the tables below rather than the code.
+Everything is lexicon + regex over word boundaries (and edit distance for misspelt
+titles): predictable, about a millisecond at most, and extended by editing the tables
+below rather than the code.
 
 Rules a reader would otherwise have to reverse-engineer:
 
@@ -28,10 +29,23 @@ Rules a reader would otherwise have to reverse-engineer:
 - A title is read only after a trigger ("like", "similar to", "in the style of", ...;
   not "I'd like"), from the longest phrase up to a clause boundary, shrinking from the
   right until some catalog title contains the phrase's words contiguously, as whole
-  words (TitleIndex's own tokens, ranked as TitleIndex.search ranks). A lowercase
-  phrase made only of lexicon words ("like horror", "like alien") is read as genre/mood
-  words instead; capitalised ("like Alien") it is tried as a title. "like Heat, Ronin
-  and Collateral" gives three ids; names after the first must be exact titles.
+  words (TitleIndex's own tokens, accents dropped: "Amelie" is "Amélie"; ranked as
+  TitleIndex.search ranks), or, where no title does, misspells a run of a title's
+  words. Each phrase is tried exactly, then fuzzily, before it is shrunk, so "Lord of
+  the Rigns" is corrected before "Lord" finds "Lord of War". Misspelt means: each word
+  that differs is one edit from its title word (a swap counts one; two edits from 10
+  letters; none under 3 letters; in a phrase of three words or more, one word only),
+  and the phrase, less the filler it shares with the title, scores at least
+  FUZZY_THRESHOLD = 85 on rapidfuzz's fuzz.ratio ("pulp fictoin" 91.7); ties go to the
+  closer spelling, then as search ranks. A word no title has may just be English, so
+  a lowercase phrase needs one ("forest gump" stays words, "Forest Gump" is
+  corrected), a lone word must be capitalised or follow "the" and spell a whole title
+  ("the matrx", "Terminater"; not "the wanting coast"), and a word that is another
+  plus letters at an edge ("rainy" for "Rain") is no typo. A lowercase phrase made
+  only of lexicon words, or of misspellings of them ("like horror", "like alien",
+  "like horor movies"), is read as genre/mood words instead; capitalised ("like
+  Alien") it is tried as a title, exactly only. "like Heat, Ronin and Collateral" gives
+  three ids; names after the first must be whole titles (or misspell one).
 - Follow-ups (``previous`` given): constraints the message does not touch are kept;
   explicit new ones override. New genres/moods replace the old ones unless the message
   adds ("also", "too", "more", "funnier", ...); exclusions accumulate; a new include
@@ -45,6 +59,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,6 +67,8 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from catalog.search import TitleIndex, tokens
 
@@ -75,6 +92,9 @@ class RetrievalQuery(BaseModel):
     text: str = Field(min_length=1)
     include_genres: list[str] = Field(default_factory=list)
     exclude_genres: list[str] = Field(default_factory=list)
+    # Genres the request suggests without naming them (an LLM proposal, llm/intent_llm.py):
+    # they lift matching titles in the ranking but never filter.
+    prefer_genres: list[str] = Field(default_factory=list)
     year_min: int | None = Field(default=None, ge=YEAR_FLOOR, le=YEAR_CEILING)
     year_max: int | None = Field(default=None, ge=YEAR_FLOOR, le=YEAR_CEILING)
     max_runtime: int | None = Field(default=None, ge=1, le=600)
@@ -91,7 +111,7 @@ class RetrievalQuery(BaseModel):
             raise ValueError("text must not be blank")
         return value
 
-    @field_validator("include_genres", "exclude_genres", "similar_to")
+    @field_validator("include_genres", "exclude_genres", "prefer_genres", "similar_to")
     @classmethod
     def _dedupe(cls, values: list[Any]) -> list[Any]:
         return list(dict.fromkeys(values))
@@ -119,6 +139,8 @@ class RetrievalQuery(BaseModel):
         excluded = set(self.exclude_genres)
         if excluded & set(self.include_genres):  # exclusion wins: never show what was refused
             self.include_genres = [g for g in self.include_genres if g not in excluded]
+        if excluded & set(self.prefer_genres):
+            self.prefer_genres = [g for g in self.prefer_genres if g not in excluded]
         return self
 
 
@@ -627,6 +649,218 @@ def _resolve_title(titles: TitleIndex, phrase: str, exact: bool, shrunk: bool) -
     return None if best is None else best[2]
 
 
+# Fuzzy titles, tried on a phrase only where its exact reading found nothing. A misspelt
+# word may be a few edits from its title word (optimal string alignment, so a swap is
+# one edit): one edit from 3 letters on, two from 10 ("fictoin", "terminater",
+# "happpiness"), none below 3. The phrase as a whole must then reach 85 on rapidfuzz's
+# fuzz.ratio, 100 * (1 - indel distance / total length), over its words without the
+# filler it shares with the title ("pulp fictoin" 91.7, "matrx" 90.9, "lord rigns" 90),
+# which keeps several typos in a short phrase out. "a forced movie" is no "Kentucky
+# Fried Movie" ("movie" is filler, "forced" two edits from "fried").
+FUZZY_THRESHOLD = 85.0
+FUZZY_MIN_CHARS = 5  # fewer letters in all are a typo away from too many titles
+FUZZY_LONG_WORD = 10  # from this length a word may have two typos
+_NEAR_MEMO_SIZE = 4096
+_FILLER = GENERIC_WORDS | FUNCTION_WORDS
+_LEADING_THE = re.compile(r"[\"']?the\s", re.IGNORECASE)  # "the matrx": a name, if misspelt
+
+
+@dataclass
+class _FuzzyIndex:
+    """A TitleIndex's words, by length, and a memo of the rows holding a typo of a word.
+
+    Candidates come from the phrase's words ("matrx" -> rows with "matrix"): scoring a
+    few titles instead of all of them keeps a miss under a millisecond, and a typo can
+    only be among words of about its own length. The memo is cleared when full, so odd
+    input cannot grow it.
+    """
+
+    rows: dict[str, set[int]]
+    by_length: dict[int, list[str]]
+    compact: dict[str, set[int]]  # a title's words run together -> rows
+    near: dict[str, frozenset[int]] = field(default_factory=dict)
+
+    def rows_near(self, word: str) -> frozenset[int]:
+        """Rows with ``word`` or a typo of it (see _typo)."""
+        if (hit := self.near.get(word)) is None:
+            close = [word] if word in self.rows else []
+            if len(word) >= 3:
+                budget = _typo_budget(word)
+                for n in range(len(word) - budget, len(word) + budget + 1):
+                    found = process.extract(
+                        word, self.by_length.get(n, ()), scorer=OSA.distance,
+                        score_cutoff=budget, limit=None,
+                    )  # fmt: skip
+                    close.extend(match for match, _, _ in found)
+            hit = frozenset(row for match in close for row in self.rows[match])
+            if len(self.near) >= _NEAR_MEMO_SIZE:
+                self.near.clear()
+            self.near[word] = hit
+        return hit
+
+
+_FUZZY: weakref.WeakKeyDictionary[Any, _FuzzyIndex] = weakref.WeakKeyDictionary()
+
+
+def _fuzzy_index(titles: TitleIndex) -> _FuzzyIndex | None:
+    if (rows := _token_rows(titles)) is None:
+        return None  # a duck-typed index has no tokens to be near
+    if (index := _FUZZY.get(titles)) is None:
+        compact: dict[str, set[int]] = {}
+        for row, title in enumerate(titles.titles):
+            compact.setdefault("".join(title), set()).add(row)
+        by_length: dict[int, list[str]] = {}
+        for word in rows:
+            by_length.setdefault(len(word), []).append(word)
+        index = _FUZZY[titles] = _FuzzyIndex(rows, by_length, compact)
+    return index
+
+
+def _resolve_fuzzy(titles: TitleIndex, phrase: _Phrase, exact: bool) -> int | None:
+    """The title the phrase most likely misspells, or None.
+
+    Without a dictionary, a word the titles lack may be a typo or just English
+    ("wanting" is one letter from "Waiting...", "aging" from "Raging Bull"), so the
+    less a phrase says, the more it must show that it names a film:
+
+    - lowercase, it needs a word no title has: "forest gump" is two English words,
+      "Forest Gump" a name, which may be corrected;
+    - with one word besides filler, it must be capitalised or follow "the", spell a
+      whole title, and end the clause or come before filler ("the matrx", "Inceptoin
+      with more romance"; not "the wanting coast").
+
+    Ties go as in search: closer spelling, then whole and shorter titles, then popular.
+    """
+    index = _fuzzy_index(titles)
+    wanted = tokens(phrase.text)
+    content = [word for word in dict.fromkeys(wanted) if word not in _FILLER]
+    if index is None or sum(map(len, content)) < FUZZY_MIN_CHARS:
+        return None
+    cased = phrase.text != phrase.text.lower()
+    single = len(content) == 1
+    if single and not (phrase.bounded and (cased or _LEADING_THE.match(phrase.text))):
+        return None
+    if not cased and all(word in index.rows for word in content):
+        return None
+    best: tuple[float, float, float, int] | None = None
+    for row in _candidates(index, wanted, content):
+        have = titles.titles[row]
+        for run in _runs(have, len(wanted), whole=exact or single):
+            if not (score := _spelling(wanted, run)):
+                continue
+            coverage = (1.0 if len(run) == len(have) else 0.5) * len(run) / len(have)
+            key = (
+                -round(score, 1), -coverage, -float(titles.popularity[row]),
+                int(titles.item_ids[row]),
+            )  # fmt: skip
+            best = key if best is None or key < best else best
+    return None if best is None else best[3]
+
+
+def _candidates(index: _FuzzyIndex, wanted: list[str], content: list[str]) -> set[int]:
+    """Rows the phrase may misspell: the titles with the same letters ("spiderman"), and
+
+    - for a phrase of one or two words, those with each word or a typo of it ("Jurasic
+      Prak", "the matrx");
+    - for a longer one, those with all of its words but one, as they are: looking a word
+      up among typos is a pass over the vocabulary, which a long phrase would pay per
+      word and again for every way it can shrink, and one typo is the usual case.
+    """
+    rows = set(index.compact.get("".join(wanted), ()))
+    if len(content) <= 2:
+        first, *others = sorted((index.rows_near(word) for word in content), key=len)
+        rows.update(first.intersection(*others))
+    else:
+        counts: Counter[int] = Counter()
+        for word in content:
+            counts.update(index.rows.get(word, ()))
+        rows.update(row for row, n in counts.items() if n >= len(content) - 1)
+    return rows
+
+
+def _runs(have: list[str], k: int, whole: bool) -> Iterator[list[str]]:
+    """The runs of a title's words that a k-word phrase may spell: k words anywhere, or
+    the whole title when it is a word longer or shorter ("spiderman" = "spider man")."""
+    if not whole:
+        yield from (have[start : start + k] for start in range(len(have) - k + 1))
+    if whole or len(have) in (k - 1, k + 1):
+        yield have
+
+
+def _spelling(wanted: list[str], run: list[str]) -> float:
+    """fuzz.ratio of the phrase and the run when every word that differs is a typo of its
+    counterpart (see FUZZY_THRESHOLD), else 0. A word that differs only by letters added
+    at an edge ("rainy"/"rain", "disorganized") is another word, so it passes only as
+    the one difference of a phrase of several words ("Silence of the Lamb")."""
+    if len(wanted) != len(run):  # merged or split words: only the letters can be compared
+        mine, theirs = "".join(wanted), "".join(run)
+        if _affixed(mine, theirs) or not _typo(mine, theirs):
+            return 0.0
+        return fuzz.ratio(" ".join(wanted), " ".join(run), score_cutoff=FUZZY_THRESHOLD)
+    mine: list[str] = []
+    theirs: list[str] = []
+    differing = affixed = 0
+    for word, other in zip(wanted, run, strict=True):
+        if word != other:
+            if not _typo(word, other):
+                return 0.0  # most runs stop here, so it comes first
+            differing += 1
+            affixed += _affixed(word, other)
+        elif word in _FILLER:
+            continue
+        mine.append(word)
+        theirs.append(other)
+    if not differing:
+        return 0.0  # nothing misspelt: the exact reading's business
+    if affixed and (differing > 1 or len(mine) < 2):
+        return 0.0
+    return fuzz.ratio(" ".join(mine), " ".join(theirs), score_cutoff=FUZZY_THRESHOLD)
+
+
+def _typo(word: str, other: str) -> bool:
+    """Whether ``word`` may be ``other`` mistyped: the edit budget above FUZZY_THRESHOLD."""
+    if len(word) < 3 or len(other) < 3:
+        return False  # "2" for "3", "of" for "on": other words, not typos
+    budget = _typo_budget(word)
+    return OSA.distance(word, other, score_cutoff=budget) <= budget
+
+
+def _typo_budget(word: str) -> int:
+    return 2 if len(word) >= FUZZY_LONG_WORD else 1
+
+
+def _affixed(word: str, other: str) -> bool:
+    """One word is the other with letters added at an end: "rainy", "accidents", "raging"."""
+    if word == other:
+        return False
+    return any(a.startswith(b) or a.endswith(b) for a, b in ((word, other), (other, word)))
+
+
+def _fuzzy_allowed(phrase: str, lexicon: _Lexicon) -> bool:
+    """False for phrases that are words, however typed: "Mobster" and "Melancholy" are
+    lexicon words capitalised, not misspelt titles, and lowercase "horor movies" is a
+    misspelt request."""
+    found = [word for word in tokens(phrase) if word not in _FILLER]
+    if all(word in lexicon.words for word in found):
+        return False
+    if phrase != phrase.lower():
+        return True
+    plain = _plain_words(lexicon.words)
+    return not all(
+        word in plain
+        or word in lexicon.senses  # "scifi", "romcom"
+        or process.extractOne(word, plain, scorer=fuzz.ratio, score_cutoff=FUZZY_THRESHOLD)
+        for word in found
+    )
+
+
+@lru_cache(maxsize=32)
+def _plain_words(lexicon_words: frozenset[str]) -> frozenset[str]:
+    """Words that are no title: the lexicon's and filler. Cached per lexicon (a frozenset
+    keeps its hash): built for every phrase, the union cost more than reading it."""
+    return lexicon_words | _FILLER
+
+
 _ABBREVIATIONS = _words("dr mr mrs ms st vs jr sr mt ft no vol pt")
 
 
@@ -654,17 +888,29 @@ def _window(scan: _Scan, pos: int, limit: int = 8) -> list[tuple[int, int, str, 
     return words
 
 
-def _title_at(
-    scan: _Scan, pos: int, titles: TitleIndex, lexicon: _Lexicon, exact: bool
-) -> tuple[int, int] | None:
-    """(item id, end offset) of the longest title phrase starting at ``pos``.
+@dataclass(frozen=True)
+class _Phrase:
+    """A phrase that may name a title, as typed, and where it ends.
 
-    ``exact`` is for the later names of a list ("like Heat, Ronin and Collateral"): they
-    must be whole titles and end where the list item ends.
+    ``shrunk``: cut mid-clause, not at a comma (a cut single word must be most of its
+    title, see _resolve_title). ``bounded``: what follows, if anything, is a comma or
+    filler, so a lone word here is all the user named ("the matrx with more romance").
     """
-    words = _window(scan, pos)
-    plain = lexicon.words | GENERIC_WORDS | FUNCTION_WORDS
+
+    text: str
+    end: int
+    shrunk: bool
+    bounded: bool
+
+
+def _title_phrases(
+    scan: _Scan, words: list[tuple[int, int, str, bool]], lexicon: _Lexicon, exact: bool
+) -> list[_Phrase]:
+    """The window's phrases from its first word, longest first, minus those that cannot
+    be titles: ending in a function word, cutting a capitalised name, or plain words."""
+    plain = _plain_words(lexicon.words)
     cased = scan.original != scan.original.lower() and scan.original != scan.original.upper()
+    phrases: list[_Phrase] = []
     for n in range(len(words), 0, -1):
         last, rest = words[n - 1], words[n:]
         if last[2].lower() in FUNCTION_WORDS:
@@ -676,17 +922,42 @@ def _title_at(
                 continue
         phrase = scan.original[words[0][0] : last[1]]
         found = tokens(phrase)
-        if not found or all(t in GENERIC_WORDS or t in FUNCTION_WORDS for t in found):
+        if not found or all(t in _FILLER for t in found):
             continue
         if phrase == phrase.lower() and all(t in plain for t in found):
             continue  # "like horror", "like alien": genre words, not a title
-        item_id = _resolve_title(titles, phrase, exact, shrunk=bool(rest) and not last[3])
+        shrunk = bool(rest) and not last[3]
+        bounded = not shrunk or rest[0][2].lower() in _FILLER
+        phrases.append(_Phrase(phrase, last[1], shrunk, bounded))
+    return phrases
+
+
+def _title_at(
+    scan: _Scan, pos: int, titles: TitleIndex, lexicon: _Lexicon, exact: bool
+) -> tuple[int, int] | None:
+    """(item id, end offset) of the longest title phrase starting at ``pos``.
+
+    Each phrase is read exactly, then fuzzily, before it is shrunk: "Lord of the Rigns"
+    must be corrected whole before "Lord" alone finds "Lord of War". ``exact`` is for
+    the later names of a list ("like Heat, Ronin and Collateral"): they must be whole
+    titles and end where the list item ends.
+    """
+    for phrase in _title_phrases(scan, _window(scan, pos), lexicon, exact):
+        item_id = _resolve_title(titles, phrase.text, exact, phrase.shrunk)
+        if item_id is None:
+            # the fuzzy step mostly finds nothing, so its costlier veto waits for a find
+            item_id = _resolve_fuzzy(titles, phrase, exact)
+            if item_id is not None and not _fuzzy_allowed(phrase.text, lexicon):
+                item_id = None
         if item_id is not None:
-            end = last[1]
-            if year := _TITLE_YEAR.match(scan.work, end):
-                end = year.end()
-            return item_id, end
+            return item_id, _past_year(scan, phrase.end)
     return None
+
+
+def _past_year(scan: _Scan, end: int) -> int:
+    """Where a title ends once a "(1995)" written after it is taken along."""
+    year = _TITLE_YEAR.match(scan.work, end)
+    return year.end() if year else end
 
 
 def _extract_titles(scan: _Scan, titles: TitleIndex, lexicon: _Lexicon, found: _Found) -> None:
@@ -702,7 +973,7 @@ def _extract_titles(scan: _Scan, titles: TitleIndex, lexicon: _Lexicon, found: _
         found.similar.append(hit[0])
         scan.consume(trigger.start(), hit[1])
         end = hit[1]
-        # "like Heat, Ronin and Collateral": later names must match a title exactly
+        # "like Heat, Ronin and Collateral": later names must be whole titles (or misspell one)
         while (sep := _TITLE_LIST_SEP.match(scan.work, end)) and (
             more := _title_at(scan, sep.end(), titles, lexicon, exact=True)
         ):

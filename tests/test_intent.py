@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import re
 from datetime import date
 
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+import llm.intent as intent
 from catalog.search import TitleIndex
-from llm.intent import RetrievalQuery, parse_intent
+from llm.intent import FUNCTION_WORDS, GENERIC_WORDS, LEXICON, RetrievalQuery, parse_intent
 
 GENRES = [
     "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
@@ -352,3 +355,212 @@ def test_whole_message_consumed_falls_back_to_it(titles: TitleIndex) -> None:
 def test_a_negated_year_bound_keeps_the_other_side(message: str, years) -> None:
     query = parse_intent(message, ["Comedy", "Crime"])
     assert (query.year_min, query.year_max) == years
+
+
+# --------------------------------------------------------------------------- misspelt titles
+
+
+def test_misspelt_titles_resolve(titles: TitleIndex) -> None:
+    q = parse("something like the matrx but funnier", titles)
+    assert q.similar_to == [MATRIX] and q.text == "something funnier"
+    assert parse("like Ronin and Toy Stroy", titles).similar_to == [RONIN, TOY_STORY]
+    assert parse("similar to Crouching Tigr, Hidden Dragon", titles).similar_to == [CROUCHING_TIGER]
+    assert parse("like Dr. Strangelov", titles).similar_to == [STRANGELOVE]
+    assert parse("like Amelei", titles).similar_to == []  # a swap in 6 letters: 83.3 < 85
+
+
+def test_exact_titles_win_over_typos(titles: TitleIndex) -> None:
+    # a spelt title is read as spelt, never corrected into a longer one
+    assert parse("like Heat in the 90s", titles).similar_to == [HEAT]
+    assert parse("like Heat and Dust", titles).similar_to == [HEAT_AND_DUST]
+    assert parse("like Alien, Ronin and Heat", titles).similar_to == [ALIEN, RONIN, HEAT]
+
+
+def test_misspelt_ties_go_to_popular_titles() -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": [1, 2],
+            "title": ["Matrix, The (2030)", "Matrix, The (1999)"],
+            "genres": [["Sci-Fi"], ["Sci-Fi"]],
+            "popularity": [1.0, 9.0],
+        }
+    )
+    assert parse("like the matrx", TitleIndex(items)).similar_to == [2]
+    items["popularity"] = [9.0, 1.0]
+    assert parse("like the matrx", TitleIndex(items)).similar_to == [1]
+
+
+class _SearchOnly:
+    """An index with nothing but search(), as the parser allows: no fuzzy step then."""
+
+    def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+        return [(7, 1.0)] if query.lower() == "ronin" else []
+
+
+def test_a_search_only_index_gets_no_fuzzy_step() -> None:
+    assert parse("like Ronin", _SearchOnly()).similar_to == [7]  # type: ignore[arg-type]
+    assert parse("like Rnoin", _SearchOnly()).similar_to == []  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def movielens(ml_small) -> tuple[TitleIndex, dict[int, str]]:
+    """The real ml-latest-small catalog (about 9.7k titles), where near misses abound."""
+    items = ml_small.items
+    return TitleIndex(items), dict(zip(items["item_id"], items["title"], strict=True))
+
+
+def similar(message: str, movielens: tuple[TitleIndex, dict[int, str]]) -> list[str]:
+    index, names = movielens
+    return [names[item] for item in parse(message, index).similar_to]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("something like the matrx", ["The Matrix"]),
+        ("like Terminater 2", ["Terminator 2: Judgment Day"]),
+        ("similar to Amelie", ["Amelie (Fabuleux destin d'Amélie Poulain, Le)"]),
+        ("like Amélie Poulian", ["Amelie (Fabuleux destin d'Amélie Poulain, Le)"]),
+        ("like Leon the Profesional", ["Léon: The Professional (a.k.a. The Professional) (Léon)"]),
+        ("in the style of pulp fictoin", ["Pulp Fiction"]),
+        ("something like Jurasic Park but funnier", ["Jurassic Park"]),
+        ("like Jurasic Prak", ["Jurassic Park"]),
+        ("movies like the godfater", ["The Godfather"]),
+        ("like Forest Gump", ["Forrest Gump"]),
+        ("like The Lord of the Rigns", ["The Lord of the Rings"]),
+        ("like Silence of the Lamb", ["The Silence of the Lambs"]),
+        ("like Back to the Futur", ["Back to the Future"]),
+        ("something like Inceptoin with more romance", ["Inception"]),
+        ("like Ghostbusers", ["Ghostbusters"]),
+        ("like Spiderman", ["Spider-Man"]),
+        ("like Heat, Ronin and Colateral", ["Heat", "Ronin", "Collateral"]),
+    ],
+)
+def test_misspelt_titles_resolve_in_the_real_catalog(
+    movielens: tuple[TitleIndex, dict[int, str]], message: str, expected: list[str]
+) -> None:
+    assert similar(message, movielens) == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "like horror",
+        "I'd like something fun",
+        "something like a fairy tale",
+        "like horor movies",  # a misspelt genre word is still a genre word
+        "something like a comdy",
+        "like Mobster",  # a lexicon word, capitalised: not a misspelt "Monster"
+        "like a rainy day",  # "rainy" is no typo of "Rain"
+        "something like accident",  # nor "accident" of "Happy Accidents"
+        "something like aging",  # nor of "Raging Bull"
+        "something like anthology",  # two letters from "Pathology", but a word
+        "something like organized crime",  # "Disorganized Crime"
+        "similar to the wanting coast",  # "the" + a word cut from a longer phrase
+        "like a forced movie",  # "The Kentucky Fried Movie" shares only filler
+        "something like dealing harvard",  # "Stealing Harvard" is two edits away
+        "in the style of Wes Anderson",
+        "like Tarantino",
+        "like inceptoin",  # a lone lowercase word is too weak to correct
+    ],
+)
+def test_ordinary_phrases_are_not_titles(
+    movielens: tuple[TitleIndex, dict[int, str]], message: str
+) -> None:
+    assert similar(message, movielens) == []
+
+
+def test_genre_words_survive_the_fuzzy_step(movielens: tuple[TitleIndex, dict[int, str]]) -> None:
+    index, _ = movielens
+    assert parse("I like horror", index).include_genres == ["Horror"]
+    assert parse("something like a fairy tale", index).include_genres == ["Fantasy"]
+    assert parse("like Mobster", index).include_genres == ["Crime"]
+
+
+def test_spelt_titles_read_as_without_the_fuzzy_step(
+    movielens: tuple[TitleIndex, dict[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Correctly spelt titles, in the real catalog, parse exactly as they would with no
+    fuzzy step at all: it is a fallback, never a second opinion."""
+    index, names = movielens
+    rng = random.Random(5)
+    shapes = [
+        "something like {}", "movies similar to {} but funnier", "in the style of {}, 90s please",
+        "a thriller like {} and not too long", "like {} in the 90s", "like {} and Heat",
+    ]  # fmt: skip
+    by_popularity = sorted(range(len(index.item_ids)), key=lambda row: -index.popularity[row])
+    messages = []
+    for row in by_popularity[:400]:
+        title = re.sub(r"\s*\(\d{4}\)$", "", names[int(index.item_ids[row])])
+        messages.append(rng.choice(shapes).format(title if rng.random() < 0.5 else title.lower()))
+    with_fuzzy = [parse(m, index) for m in messages]
+    monkeypatch.setattr(intent, "_resolve_fuzzy", lambda *args, **kwargs: None)
+    assert [parse(m, index) for m in messages] == with_fuzzy
+
+
+# --------------------------------------------------------------------------- random messages
+
+
+_TYPO_ALPHABET = "abcdefghijklmnopqrstuvwxyzé'-"
+
+
+def _mistype(rng: random.Random, word: str) -> str:
+    if not word:
+        return word
+    at = rng.randrange(len(word))
+    edit = rng.choice(("drop", "swap", "add", "change"))
+    if edit == "drop":
+        return word[:at] + word[at + 1 :]
+    if edit == "swap" and at + 1 < len(word):
+        return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+    letter = rng.choice(_TYPO_ALPHABET)
+    return word[:at] + letter + word[at + (edit == "change") :]
+
+
+def _random_messages(rng: random.Random, index: TitleIndex, n: int) -> list[str]:
+    """Messages of triggers, title words (often mistyped), lexicon and filler words and
+    punctuation in any order and case: what fuzzing the title step needs to reach."""
+    title_words = sorted({word for title in index.titles for word in title})
+    plain = sorted(LEXICON) + sorted(GENERIC_WORDS | FUNCTION_WORDS)
+    glue = ["like", "similar to", "in the style of", "such as", "à la", "I'd like", "the", "and"]
+    marks = [",", ".", ";", "!", "?", "(1999)", '"', "'", "-", "(", ")", "", "\u2019", "\t"]
+    messages = []
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randint(1, 14)):
+            pick = rng.random()
+            if pick < 0.35:
+                word = rng.choice(title_words)
+                word = _mistype(rng, word) if rng.random() < 0.5 else word
+            elif pick < 0.6:
+                word = rng.choice(glue)
+            elif pick < 0.9:
+                word = rng.choice(plain)
+            else:
+                word = "".join(rng.choice(_TYPO_ALPHABET + "0123456789 ") for _ in range(5))
+            word = word.title() if rng.random() < 0.4 else word
+            words.append(word + rng.choice(marks if rng.random() < 0.3 else [""]))
+        messages.append(" ".join(words))
+    return messages
+
+
+def _assert_parses(messages: list[str], index: TitleIndex) -> None:
+    known = set(index.item_ids.tolist())
+    for number, message in enumerate(messages):
+        if not message.strip():
+            continue
+        q = parse(message, index)
+        assert set(q.similar_to) <= known, message
+        if number % 10 == 0:  # and as a follow-up, which merges rather than replaces
+            assert parse(message, index, previous=parse("like the matrx", index)).text
+
+
+def test_random_messages_parse_with_the_toy_catalog(titles: TitleIndex) -> None:
+    _assert_parses(_random_messages(random.Random(20), titles, 20_000), titles)
+
+
+def test_random_messages_parse_with_the_real_catalog(
+    movielens: tuple[TitleIndex, dict[int, str]],
+) -> None:
+    index, _ = movielens
+    _assert_parses(_random_messages(random.Random(21), index, 2_000), index)
