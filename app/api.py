@@ -9,6 +9,8 @@ do not.
 from __future__ import annotations
 
 import gc
+import json
+import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -17,7 +19,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -42,6 +44,7 @@ from app.settings import Settings, get_settings
 from catalog.search import TitleIndex
 
 API_KEY_HEADER = "X-API-Key"
+log = logging.getLogger("marquee.api")
 UserId = Annotated[int, Path(ge=1, le=2**62, description="Catalog or onboarded user id.")]
 ItemId = Annotated[int, Path(ge=1, le=2**62)]
 # Bounded like ItemId: an id past int64 used to reach numpy and fail with a 500.
@@ -277,24 +280,37 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     # chat ------------------------------------------------------------------------------
 
     @app.post("/v1/chat", response_model=ChatResponse, dependencies=auth,
-              responses=with_body, tags=["chat"])  # fmt: skip
-    def chat(body: ChatRequest, service: Svc) -> ChatResponse:
+              responses={**with_body, 200: {"content": {"text/event-stream": {}},
+                                            "description": "JSON, or events when streaming"}},
+              tags=["chat"])  # fmt: skip
+    def chat(body: ChatRequest, request: Request, service: Svc) -> Response:
         """A mood request ("a 90s heist movie, nothing violent") or a follow-up to the
-        session's last one ("something older"). No LLM yet: a deterministic parser, text
-        search within the constraints, the user's taste, and the feed's rules."""
+        session's last one ("something older"). Parsed by rules plus the LLM where the
+        message supports it, searched within the constraints, personalised, ranked, and
+        explained; with `stream` (or `Accept: text/event-stream`) as server-sent events."""
         user = service.user_state(body.user_id)[0] if body.user_id else _anonymous()
-        out = service.chat().reply(service.funnel, user, body.message, body.session_id,
-                                   body.count)  # fmt: skip
-        items = [
-            ChatItem(**summary(service, r.item_id), score=r.score, sources=list(r.sources),
-                     reason=reason)
-            for r, reason in zip(out["items"], out["reasons"], strict=True)
-        ]  # fmt: skip
-        return ChatResponse(
-            session_id=out["session_id"], user_id=body.user_id,
-            variant=service.variant(body.user_id).name if body.user_id else None,
-            query=out["query"].model_dump(), items=items,
+        variant = service.variant(body.user_id).name if body.user_id else None
+        chat = service.chat()
+        streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
+        request_id = uuid.uuid4().hex
+        if streaming:
+            events = chat.stream(service.funnel, user, body.message, body.session_id,
+                                 body.count, use_llm=body.llm)  # fmt: skip
+            return StreamingResponse(
+                _sse(events, {"request_id": request_id, "variant": variant}),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        out = chat.reply(service.funnel, user, body.message, body.session_id, body.count,
+                         use_llm=body.llm)  # fmt: skip
+        done = out["done"]
+        response = ChatResponse(
+            session_id=done["session_id"], request_id=request_id, user_id=body.user_id,
+            variant=variant, query=out["query"], reply=out["reply"].strip(),
+            reply_source=done["reply_source"], items=[ChatItem(**c) for c in out["items"]],
+            model=done["model"], prompts=done["prompts"], timings_ms=done["timings_ms"],
         )  # fmt: skip
+        return JSONResponse(response.model_dump())
 
     # operations ------------------------------------------------------------------------
 
@@ -329,7 +345,21 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     def metrics(service: Svc) -> Response:
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    from ui.app import mount_ui  # Gradio is slow to import: only when an app is built
+
+    mount_ui(app)
     return app
+
+
+def _sse(events, extra: dict):
+    """Chat events as server-sent events; `done` also carries the request id and variant."""
+    try:
+        for event in events:
+            data = {**event["data"], **extra} if event["event"] == "done" else event["data"]
+            yield f"event: {event['event']}\ndata: {json.dumps(data)}\n\n"
+    except Exception as exc:  # headers are sent: report the failure in-band, then end
+        log.exception("chat stream failed")
+        yield f"event: error\ndata: {json.dumps({'message': str(exc)[:200]})}\n\n"
 
 
 def _anonymous() -> UserState:

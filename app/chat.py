@@ -1,11 +1,15 @@
-"""Chat without an LLM: a mood request, parsed and searched, personalised, then the rules.
+"""Chat: a mood request through the same funnel as the feed, with the LLM where it helps.
 
-message (+ the session's previous query) -> deterministic intent parser ->
-text search within the parsed constraints (plus neighbours of any "like <title>") ->
-fused by rank with the user's own two-tower candidates that satisfy the same
-constraints (taste) -> the feed's policy and diversity rules -> top `count` with
-reasons. Sessions keep the last query so follow-ups ("something older") refine it.
-The LLM re-rank, phrased explanations and streaming come with the LLM layer.
+message (+ the session's last query) -> deterministic intent parse (always) + the
+LLM's proposal where the message supports it (llm/intent_llm.py) -> text search within
+the parsed constraints (dense + BM25, plus neighbours of a named title, plus a soft
+lift for genres the request implies) -> fused with the user's own two-tower candidates
+-> the multi-task ranker for known users -> the feed's seen, policy and diversity
+rules -> optional LLM re-rank -> cards with template reasons -> the LLM's streamed
+reply -> LLM-phrased reasons, each checked against its facts.
+
+Every LLM step runs inside one per-request `Budget` and falls back to its deterministic
+result when the LLM is off, unreachable, slow or wrong, so chat always answers.
 """
 
 from __future__ import annotations
@@ -16,15 +20,24 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import redis
 
 from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
+from app.grounding import item_facts
 from catalog.search import TitleIndex
+from llm.client import Budget, LLMClient, LLMError
+from llm.explain import TitleGuard, phrase, template
 from llm.intent import RetrievalQuery, parse_intent
+from llm.intent_llm import IntentModel, merge
+from llm.prompts import PromptError, PromptRegistry
+from llm.reply import describe, fallback_reply, reply_is_grounded, stream_reply
 from ranking.base import FeedContext, RankedItem
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
 from retrieval.base import RequestContext
+from retrieval.merge import PooledCandidate
 from retrieval.text_search import RRF_K, Filters, TextSearch
 
 log = logging.getLogger("marquee.chat")
@@ -32,6 +45,10 @@ SESSION_TTL_S = 24 * 3600
 MAX_TURNS = 20
 TEXT_DEPTH = 200  # text hits considered before personalisation and rules
 TASTE_WEIGHT = 0.5  # the user's two-tower rank counts half as much as the request's
+RANKER_WEIGHT = 0.5  # the multi-task ranker's order, for known users, likewise
+PREFER_WEIGHT = 0.5  # lift of a title in a genre the request implies (LLM proposal)
+EXPLAIN_RESERVE_S = 0.35  # do not start an explanation with less budget than this
+INTENT_BUDGET_MS = 1200.0  # the proposal may not eat the reply's time
 
 
 class SessionStore:
@@ -75,13 +92,39 @@ def filters_of(query: RetrievalQuery) -> Filters:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ChatLLM:
+    """What chat takes from the LLM layer, and which of its steps are on."""
+
+    client: LLMClient
+    prompts: PromptRegistry
+    intent: bool = True
+    reply: bool = True
+    explain: bool = True
+    rerank: bool = False
+    budget_ms: float = 5000.0
+
+
 class Chat:
-    def __init__(self, search: TextSearch, titles: TitleIndex, sessions: SessionStore) -> None:
+    def __init__(
+        self, search: TextSearch, titles: TitleIndex, sessions: SessionStore,
+        llm: ChatLLM | None = None, reranker=None,
+    ) -> None:  # fmt: skip
         self.search = search
         self.titles = titles
         self.sessions = sessions
+        self.llm = llm
+        self.reranker = reranker
         self.genres = sorted({g for gs in search.items["genres"] for g in gs})
+        self.intent_model = IntentModel(llm.client, llm.prompts) if llm else None
+        self.guard = TitleGuard(search.items["title"].tolist())
         self._rules: dict[int, RulePipeline] = {}
+
+    def warm_up(self) -> None:
+        """Load the text encoder and the LLM's calibration before the first request."""
+        self.search.search("warm-up", 1)
+        if self.intent_model is not None:
+            self.intent_model.warm_up(self.genres)
 
     def rules(self, funnel: Funnel) -> RulePipeline:
         key = id(funnel)
@@ -93,91 +136,257 @@ class Chat:
             )}  # fmt: skip
         return self._rules[key]
 
-    def reply(
-        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
-        count: int | None = None,
-    ) -> dict:  # fmt: skip
-        session_id = session_id or uuid.uuid4().hex
-        session = self.sessions.load(session_id)
-        previous = session.get("query")
-        query = parse_intent(
-            message, self.genres, self.titles,
-            RetrievalQuery(**previous) if previous else None,
-        )  # fmt: skip
-        k = count or query.count
-        ranked = self.candidates(funnel, user, query)
-        request = RequestContext(user.user_id, user.history, int(time.time()),
-                                 user.demographics, user.disliked, user.history_times)  # fmt: skip
-        page = self.rules(funnel).apply(FeedContext(request=request, page_size=k), ranked)[:k]
-        session["query"] = query.model_dump()
-        session["turns"] = [*session["turns"], {"message": message}][-MAX_TURNS:]
-        self.sessions.save(session_id, session)
-        return {"session_id": session_id, "query": query, "items": page,
-                "reasons": [self.reason(r, query, funnel) for r in page]}  # fmt: skip
+    # understanding ------------------------------------------------------------------------
 
-    def stream(
-        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
-        count: int | None = None,
-    ) -> Iterator[dict]:  # fmt: skip
-        """The reply as events, in order: `query`, `items`, `token`*, `explanations`, `done`.
+    def understand(
+        self, message: str, previous: RetrievalQuery | None, budget: Budget | None = None,
+        use_llm: bool = True,
+    ) -> tuple[RetrievalQuery, str | None]:  # fmt: skip
+        """The query for this turn and the prompt ref of an accepted LLM proposal (or None)."""
+        base = parse_intent(message, self.genres, self.titles, previous)
+        proposal = None
+        if use_llm and self.intent_model is not None and self.llm and self.llm.intent:
+            step = budget.sub(INTENT_BUDGET_MS) if budget is not None else None
+            proposal = self.intent_model.propose(message, self.genres, previous, step)
+        return merge(base, proposal, message, previous), proposal.prompt if proposal else None
 
-        Each event is {"event": name, "data": ...}: `query` the parsed request (dict),
-        `items` the cards [{item_id, title, year, genres, score, sources, reason}], `token`
-        a piece of the reply text, `explanations` {item_id: one-line reason} replacing the
-        cards' reasons, `done` {session_id, model, prompts, timings_ms}.
-        """
-        out = self.reply(funnel, user, message, session_id, count)
-        yield {"event": "query", "data": out["query"].model_dump()}
-        cards = [
-            {**funnel.summaries[r.item_id], "score": r.score, "sources": list(r.sources),
-             "reason": reason}
-            for r, reason in zip(out["items"], out["reasons"], strict=True)
-        ]  # fmt: skip
-        yield {"event": "items", "data": cards}
-        yield {"event": "done", "data": {"session_id": out["session_id"], "model": None,
-                                         "prompts": {}, "timings_ms": {}}}  # fmt: skip
+    # retrieval ----------------------------------------------------------------------------
 
-    def candidates(
-        self, funnel: Funnel, user: UserState, query: RetrievalQuery
-    ) -> list[RankedItem]:
-        """Request hits and the user's taste inside the same constraints, fused by rank."""
+    def request_ranking(
+        self, funnel: Funnel | None, query: RetrievalQuery, allowed=None,
+        depth: int = TEXT_DEPTH,
+    ) -> tuple[dict[int, float], dict[int, set[str]]]:  # fmt: skip
+        """Fused request scores: text hits, neighbours of named titles, implied genres."""
         filters = filters_of(query)
         fused: dict[int, float] = {}
         sources: dict[int, set[str]] = {}
+        hits = [i for i, _ in self.search.search(query.text, depth, filters, allowed=allowed)]
+        _add(fused, sources, hits, 1.0, "request")
+        if funnel is not None and query.similar_to:
+            scope = set(self.search.item_ids[self.search.mask(filters, allowed)].tolist())
+            for item in query.similar_to:
+                near = [c.item_id for c in funnel.similar(item, 50) if c.item_id in scope]
+                _add(fused, sources, near, 1.0, "similar")
+        if query.prefer_genres:
+            prefer = set(query.prefer_genres)
+            lift = PREFER_WEIGHT / (RRF_K + 1)
+            for item in fused:
+                if prefer & set(self.search.genres[self.search.row_of[item]]):
+                    fused[item] += lift
+                    sources[item].add("implied_genre")
+        return fused, sources
 
-        def add(ids: Sequence[int], weight: float, source: str) -> None:
-            for rank, item in enumerate(ids):
-                fused[item] = fused.get(item, 0.0) + weight / (RRF_K + 1 + rank)
-                sources.setdefault(item, set()).add(source)
-
-        add([i for i, _ in self.search.search(query.text, TEXT_DEPTH, filters)], 1.0, "request")
-        allowed = self.search.mask(filters)
-        in_scope = set(self.search.item_ids[allowed].tolist())
-        for item in query.similar_to:
-            add([c.item_id for c in funnel.similar(item, 50) if c.item_id in in_scope], 1.0,
-                "similar")  # fmt: skip
-        if len(user.history) and funnel.cold_start.needs_full_pipeline(
-            RequestContext(user.user_id, user.history, int(time.time()))
-        ):
-            two_tower = next(s for s in funnel.merger.sources if s.name == "two_tower")
-            ctx = RequestContext(user.user_id, user.history, int(time.time()), user.demographics,
+    def candidates(
+        self, funnel: Funnel, user: UserState, query: RetrievalQuery, now: int | None = None
+    ) -> list[RankedItem]:
+        """Request hits and the user's taste inside the same constraints, then the ranker."""
+        fused, sources = self.request_ranking(funnel, query)
+        now = int(time.time()) if now is None else now
+        request = RequestContext(user.user_id, user.history, now, user.demographics,
                                  user.disliked, user.history_times)  # fmt: skip
-            taste = [c.item_id for c in two_tower.candidates(ctx, 500) if c.item_id in in_scope]
-            add(taste[:TEXT_DEPTH], TASTE_WEIGHT, "taste")
+        personal = len(user.history) > 0 and funnel.cold_start.needs_full_pipeline(request)
+        lists = funnel.history_lists(user, now) if personal else {}
+        if lists:
+            scope = set(self.search.item_ids[self.search.mask(filters_of(query))].tolist())
+            taste = [c.item_id for c in lists.get("two_tower", []) if c.item_id in scope]
+            _add(fused, sources, taste[:TEXT_DEPTH], TASTE_WEIGHT, "taste")
         order = sorted(fused, key=lambda i: (-fused[i], i))
+        if lists and funnel.ranker is not None:
+            pooled = _pooled(order, lists)
+            ranked = funnel.ranker.rank(request, pooled)
+            for rank, r in enumerate(ranked):
+                fused[r.item_id] += RANKER_WEIGHT / (RRF_K + 1 + rank)
+            order = sorted(fused, key=lambda i: (-fused[i], i))
         return [RankedItem(i, fused[i], sources=tuple(sorted(sources[i]))) for i in order]
 
-    def reason(self, item: RankedItem, query: RetrievalQuery, funnel: Funnel) -> str:
-        summary = funnel.summaries.get(item.item_id, {})
-        matched = [g for g in query.include_genres if g in summary.get("genres", [])]
-        bits = []
-        if "similar" in item.sources and query.similar_to:
-            bits.append(f"like {funnel.title(query.similar_to[0])}")
-        if matched or query.mood_terms:
-            bits.append("matches " + ", ".join([*matched, *query.mood_terms][:3]))
-        elif "request" in item.sources:
-            bits.append("fits what you asked for")
-        if "taste" in item.sources:
-            bits.append("suits your taste")
-        text = "; ".join(bits) or "fits what you asked for"
-        return text[0].upper() + text[1:]
+    # the reply ----------------------------------------------------------------------------
+
+    def reply(
+        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
+        count: int | None = None, use_llm: bool = True,
+    ) -> dict:  # fmt: skip
+        """The whole answer at once (the JSON endpoint): the stream, collected."""
+        out: dict = {"reply": "", "explanations": {}}
+        for event in self.stream(funnel, user, message, session_id, count, use_llm):
+            kind, data = event["event"], event["data"]
+            if kind == "token":
+                out["reply"] += data
+            elif kind == "reply":
+                out["reply"] = data["text"]
+            elif kind == "explanations":
+                out["explanations"].update(data)
+            else:
+                out[kind] = data
+        for card in out["items"]:
+            card["reason"] = out["explanations"].get(card["item_id"], card["reason"])
+        return out
+
+    def stream(
+        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
+        count: int | None = None, use_llm: bool = True,
+    ) -> Iterator[dict]:  # fmt: skip
+        """The reply as events, in order: `query`, `items`, `token`*, `reply`?,
+        `explanations`*, `done`.
+
+        Each event is {"event": name, "data": ...}: `query` the parsed request (dict);
+        `items` the cards [{item_id, title, year, genres, score, sources, reason}] with
+        template reasons; `token` a piece of the reply text; `reply` {"text", "source"}
+        the final reply text when it differs from the tokens streamed (template reply,
+        or a streamed reply that failed its check and is replaced); `explanations`
+        {item_id: reason} replacing card reasons (several events, as they are ready);
+        `done` {session_id, model, prompts, reply_source, timings_ms}.
+        """
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        llm = self.llm if use_llm and self.llm is not None and self.llm.client.enabled else None
+        budget = Budget.of(llm.budget_ms) if llm else None
+        prompts: dict[str, str] = {}
+
+        def lap(name: str, since: float) -> float:
+            now = time.perf_counter()
+            timings[name] = round((now - since) * 1e3, 1)
+            return now
+
+        session_id = session_id or uuid.uuid4().hex
+        session = self.sessions.load(session_id)
+        previous = RetrievalQuery(**session["query"]) if session.get("query") else None
+        query, intent_ref = self.understand(message, previous, budget, llm is not None)
+        if intent_ref:
+            prompts["intent"] = intent_ref
+        t = lap("understand", start)
+        k = count or query.count
+        ranked = self.candidates(funnel, user, query)
+        t = lap("retrieval", t)
+        request = RequestContext(user.user_id, user.history, int(time.time()),
+                                 user.demographics, user.disliked, user.history_times)  # fmt: skip
+        ctx = FeedContext(request=request, page_size=max(k, 20))
+        page = self.rules(funnel).apply(ctx, ranked)[: max(k, 20)]
+        page, rerank_ref = self._rerank(funnel, user, message, page, budget if llm else None)
+        if rerank_ref:
+            prompts["rerank"] = rerank_ref
+        page = page[:k]
+        t = lap("rank_and_rules", t)
+        session["query"] = query.model_dump()
+        turn = {"message": message, "items": [r.item_id for r in page]}
+        session["turns"] = [*session["turns"], turn][-MAX_TURNS:]
+        self.sessions.save(session_id, session)
+
+        facts = item_facts(funnel, self.search, user, query, page)
+        cards = [
+            {**funnel.summaries[r.item_id], "score": round(r.score, 5),
+             "sources": list(r.sources), "reason": template(f)}
+            for r, f in zip(page, facts, strict=True)
+        ]  # fmt: skip
+        yield {"event": "query", "data": query.model_dump()}
+        yield {"event": "items", "data": cards}
+        lap("first_items", start)
+
+        titles = [c["title"] for c in cards]
+        summary = describe(query, funnel.title)
+        reply_source = yield from self._reply(llm, budget, message, summary, titles, prompts,
+                                              timings, start)  # fmt: skip
+        t = time.perf_counter()
+        if llm is not None and llm.explain:
+            yield from self._explain(llm, budget, facts, user, funnel, page, prompts)
+        lap("explain", t)
+        lap("total", start)
+        yield {"event": "done", "data": {
+            "session_id": session_id, "model": llm.client.model if llm else None,
+            "prompts": prompts, "reply_source": reply_source, "timings_ms": timings,
+        }}  # fmt: skip
+
+    def _reply(
+        self, llm: ChatLLM | None, budget: Budget | None, message: str, summary: str,
+        titles: list[str], prompts: dict[str, str], timings: dict[str, float], start: float,
+    ) -> Iterator[dict]:  # fmt: skip
+        """Stream the LLM's reply; on failure or an ungrounded reply, the template's."""
+        fallback = fallback_reply(summary, titles)
+        if llm is None or not llm.reply or not titles:
+            yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
+            return "template"
+        try:
+            prompt = llm.prompts.get("chat_reply")
+        except PromptError as exc:
+            log.warning("chat_reply prompt unavailable: %s", exc)
+            yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
+            return "template"
+        prompts["chat_reply"] = prompt.ref
+        pieces: list[str] = []
+        t = time.perf_counter()
+        try:
+            for piece in stream_reply(llm.client, prompt, message, summary, titles, budget):
+                if not pieces:
+                    timings["first_token"] = round((time.perf_counter() - start) * 1e3, 1)
+                pieces.append(piece)
+                yield {"event": "token", "data": piece}
+        except LLMError as exc:
+            log.info("chat reply fell back to the template: %s", exc)
+        timings["reply"] = round((time.perf_counter() - t) * 1e3, 1)
+        text = "".join(pieces).strip()
+        if reply_is_grounded(text, titles, self.guard):
+            return "llm"
+        yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
+        return "template"
+
+    def _explain(
+        self, llm: ChatLLM, budget: Budget | None, facts, user: UserState, funnel: Funnel,
+        page: Sequence[RankedItem], prompts: dict[str, str],
+    ) -> Iterator[dict]:  # fmt: skip
+        """LLM-phrased reasons, best item first, while the budget lasts."""
+        try:
+            prompt = llm.prompts.get("explain")
+        except PromptError as exc:
+            log.warning("explain prompt unavailable: %s", exc)
+            return
+        prompts["explain"] = prompt.ref
+        history = [funnel.title(i) for i in np.asarray(user.history)[-200:].tolist()]
+        for item, fact in zip(page, facts, strict=True):
+            if budget is not None and budget.left_s() < EXPLAIN_RESERVE_S:
+                break
+            text = phrase(llm.client, prompt, fact, self.guard, history, budget)
+            if text:
+                yield {"event": "explanations", "data": {item.item_id: text}}
+
+    def _rerank(
+        self, funnel: Funnel, user: UserState, message: str, page: list[RankedItem],
+        budget: Budget | None,
+    ) -> tuple[list[RankedItem], str | None]:  # fmt: skip
+        """The LLM's listwise re-rank, when it is on for this model; else the page as is."""
+        if budget is None or self.reranker is None or not (self.llm and self.llm.rerank):
+            return page, None
+        history = [funnel.summaries[i] for i in np.asarray(user.history)[-15:].tolist()
+                   if i in funnel.summaries]  # fmt: skip
+        candidates = [{"id": r.item_id, **_card(funnel, r.item_id), "score": r.score}
+                      for r in page]  # fmt: skip
+        result = self.reranker.rerank(history, message, candidates, budget)
+        if result.skipped:
+            return page, None
+        by_id = {r.item_id: r for r in page}
+        return [by_id[i] for i in result.order if i in by_id], result.prompt_ref
+
+
+def _card(funnel: Funnel, item_id: int) -> dict:
+    summary = funnel.summaries[item_id]
+    return {"title": summary["title"], "year": summary["year"], "genres": summary["genres"]}
+
+
+def _add(fused: dict[int, float], sources: dict[int, set[str]], ids: Sequence[int],
+         weight: float, source: str) -> None:  # fmt: skip
+    for rank, item in enumerate(ids):
+        fused[item] = fused.get(item, 0.0) + weight / (RRF_K + 1 + rank)
+        sources.setdefault(item, set()).add(source)
+
+
+def _pooled(order: Sequence[int], lists: dict) -> list[PooledCandidate]:
+    """Chat candidates as the ranker sees feed candidates: membership and rank in the
+    history-dependent sources (two-tower, co-visitation, content) where they have them."""
+    ranks = {name: {c.item_id: (r, c.score) for r, c in enumerate(cands)}
+             for name, cands in lists.items()}  # fmt: skip
+    out = []
+    for item in order:
+        found = {name: hit for name, table in ranks.items() if (hit := table.get(item))}
+        out.append(PooledCandidate(
+            item, tuple(found), {n: float(s) for n, (_, s) in found.items()},
+            {n: int(r) for n, (r, _) in found.items()},
+        ))  # fmt: skip
+    return out

@@ -68,11 +68,31 @@ class Metrics:
             "candidate lists came from (stored nearline or computed live).", ["outcome"],
             registry=r,
         )  # fmt: skip
+        self.llm_calls = Counter(
+            "marquee_llm_calls", "LLM calls by kind, prompt and outcome (ok, cached, error).",
+            ["kind", "prompt", "outcome"], registry=r,
+        )  # fmt: skip
+        self.llm_latency = Histogram(
+            "marquee_llm_seconds", "LLM call latency by kind.", ["kind"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), registry=r,
+        )  # fmt: skip
+        self.llm_tokens = Counter(
+            "marquee_llm_tokens", "Tokens spent by LLM calls (prompt, completion).", ["type"],
+            registry=r,
+        )  # fmt: skip
         self.bundle = Gauge(
             "marquee_bundle_info", "The model bundle being served (value 1).", ["version"],
             registry=r,
         )  # fmt: skip
         self.registry.register(_Freshness(freshness))
+
+    def llm_call(self, record) -> None:
+        """One `llm.client.CallRecord`: the client reports every call here."""
+        outcome = "error" if not record.ok else "cached" if record.cached else "ok"
+        self.llm_calls.labels(kind=record.kind, prompt=record.prompt or "-", outcome=outcome).inc()
+        self.llm_latency.labels(kind=record.kind).observe(record.latency_ms / 1e3)
+        self.llm_tokens.labels(type="prompt").inc(record.prompt_tokens)
+        self.llm_tokens.labels(type="completion").inc(record.completion_tokens)
 
     def set_bundle(self, version: str) -> None:
         self.bundle.clear()

@@ -135,17 +135,31 @@ class ChatRequest(BaseModel):
         description="Continue a conversation; omit to start one (the reply carries its id).",
     )  # fmt: skip
     count: int | None = Field(default=None, ge=1, le=50, description="Default: as asked, or 10.")
+    stream: bool = Field(
+        default=False,
+        description="Answer as server-sent events (also chosen by `Accept: text/event-stream`): "
+        "`query`, `items`, `token`*, `reply`?, `explanations`*, `done`, each `data` JSON.",
+    )
+    llm: bool = Field(default=True, description="false: answer without the LLM (rules only).")
 
 
 class ChatItem(ItemSummary):
     score: float
-    sources: list[str] = Field(description="request, similar (to a named title), taste.")
-    reason: str
+    sources: list[str] = Field(
+        description="request, similar (to a named title), taste, implied_genre."
+    )
+    reason: str = Field(description="One line, grounded in what put the item here.")
 
 
 class ChatResponse(BaseModel):
     session_id: str
+    request_id: str = Field(description="Send it with `impression` events for these items.")
     user_id: int | None
     variant: str | None
     query: dict = Field(description="The parsed request: text, genres, years, runtime, ...")
+    reply: str = Field(description="The short answer shown above the items.")
+    reply_source: str = Field(description="`llm`, or `template` when the LLM was not used.")
     items: list[ChatItem]
+    model: str | None = Field(description="The LLM that took part (null: none).")
+    prompts: dict[str, str] = Field(description="Prompt versions used, e.g. intent@v1.")
+    timings_ms: dict[str, float]

@@ -39,6 +39,8 @@ from features.events import (
 )
 from features.nearline import InProcessNearline, NearlineState, RecentEvent, RedisNearline
 from features.store import FeatureStore, InProcessFeatureStore, RedisFeatureStore
+from llm.client import LLMError, client_from_settings
+from llm.prompts import PromptError, PromptRegistry
 from ranking.cold_start import OnboardingPicks
 from retrieval.base import RequestContext
 from retrieval.pipeline import latest_bundle
@@ -120,6 +122,12 @@ class Service:
         self.warm = False  # every catalog user's candidate lists are stored
         self._chat = None
         self._chat_lock = threading.Lock()
+        self.prompts = PromptRegistry(settings.prompts_dir)
+        problems = self.prompts.validate_all()
+        if problems:  # a broken prompt must fail the deploy, not the first chat
+            raise PromptError("invalid prompts:\n" + "\n".join(problems))
+        self.llm = client_from_settings(settings, client, on_call=self.metrics.llm_call)
+        self.llm_ready = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -256,7 +264,7 @@ class Service:
         """The chat, built on first use (text index + encoder: a few seconds)."""
         with self._chat_lock:
             if self._chat is None:
-                from app.chat import Chat, SessionStore
+                from app.chat import Chat, ChatLLM, SessionStore
                 from catalog.search import TitleIndex
                 from retrieval.pipeline import text_vectors
                 from retrieval.text_encoder import encode
@@ -265,8 +273,24 @@ class Service:
                 vectors = text_vectors(self.catalog, self.settings)
                 search = TextSearch(self.catalog.items, vectors, encode)
                 sessions = SessionStore(self.client, self.settings.redis_prefix)
-                self._chat = Chat(search, TitleIndex(self.catalog.items), sessions)
+                llm = ChatLLM(
+                    self.llm, self.prompts, explain=self.settings.llm_explain,
+                    rerank=bool(self.settings.llm_rerank), budget_ms=self.settings.chat_budget_ms,
+                )  # fmt: skip
+                self._chat = Chat(search, TitleIndex(self.catalog.items), sessions, llm)
             return self._chat
+
+    def warm_llm(self) -> None:
+        """Load the LLM and the chat's indexes before the first user needs them. If the
+        model cannot load, chat keeps answering without it (logged, metric)."""
+        try:
+            if self.llm.enabled:
+                self.llm.warm_up()
+            self.chat().warm_up()
+            self.llm_ready = True
+        except LLMError as exc:
+            self.metrics.errors.labels(component="llm").inc()
+            log.warning("LLM unavailable, chat answers without it: %s", exc)
 
     # events ------------------------------------------------------------------------------
 
@@ -362,7 +386,7 @@ class Service:
                      time.perf_counter() - started)  # fmt: skip
 
         self.refresh_live()
-        loops = [live_loop, precompute_loop]
+        loops = [live_loop, precompute_loop, self.warm_llm]
         loops += [bundle_loop] if self.settings.bundle_poll_s > 0 else []
         if self.client is not None and self.settings.serve_worker:
             loops.append(worker_loop)

@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     )
     llm_explain: bool = Field(default=True, description="LLM-phrased one-line reasons.")
     chat_budget_ms: float = Field(
-        default=5000.0, description="Chat's LLM work (intent, re-rank, reply, explanations) "
+        default=5000.0,
+        description="Chat's LLM work (intent, re-rank, reply, explanations) "
         "stops when this is spent; what is left keeps its deterministic result.",
     )
     prompts_dir: Path = Field(

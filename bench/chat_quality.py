@@ -1,16 +1,19 @@
-"""Chat retrieval quality without an LLM: 32 mood requests labelled through TMDB keywords.
+"""Chat quality and latency: 32 mood requests labelled through TMDB keywords.
 
-Run from the repository root:  marquee bench chat_quality
+Run from the repository root:  marquee bench chat_quality [--models smollm2,gemma3]
 Writes bench/results/chat_quality.json and the chat_quality section of bench/RESULTS.md.
 
-Methods, all over the same items (the ml-latest-small films with TMDB keywords) in
-the same run:
+Precision@10, all methods over the same items (the ml-latest-small films with TMDB
+keywords) in the same run:
 - baseline: plain text-embedding search of the message (MiniLM, cosine);
 - hybrid: the same plus BM25 over title/overview/keywords/tags, rank-fused (RRF);
-- chat (LLM off): the deterministic intent parser turns the message into a query
-  (free text + genre/year/runtime/language constraints), then hybrid search within
-  the constraints.
-Precision@10: share of the top 10 whose TMDB keywords include the request's theme.
+- chat, LLM off: the deterministic intent parser's query (text + constraints), then
+  hybrid search within the constraints (what `POST /v1/chat` retrieves for the request);
+- chat, LLM on: the same with the embedded model's intent proposal merged in (implied
+  genres lift matching titles), per local model.
+Latency: whole chat answers from the service (ml-latest-small bundle), one catalog user
+per request: LLM off end to end; with the default local model, time to the first
+streamed reply token and to the full answer with explanations.
 """
 
 from __future__ import annotations
@@ -20,32 +23,40 @@ import sys
 import time
 
 import numpy as np
+from rich.progress import track
 
+from app.chat import Chat, ChatLLM, SessionStore
 from app.settings import get_settings
 from catalog.search import TitleIndex
 from catalog.tables import load_catalog
 from evaluation.bench_io import update_results_md, write_result
 from evaluation.mood_eval import MOODS, labelled_items, precision_at
-from llm.intent import parse_intent
+from llm.client import client_from_settings
+from llm.prompts import PromptRegistry
 from retrieval.pipeline import text_vectors
 from retrieval.text_encoder import encode
-from retrieval.text_search import Filters, TextSearch
+from retrieval.text_search import TextSearch
 
 COMMAND = "marquee bench chat_quality"
+
+
+def _p(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 1) if values else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-latest-small")
+    parser.add_argument("--models", default="smollm2,gemma3", help="local models to compare")
     args = parser.parse_args(argv)
     settings = get_settings()
     catalog = load_catalog(args.dataset, settings)
     search = TextSearch(catalog.items, text_vectors(catalog, settings), encode)
     judged = labelled_items(catalog.items)
     allowed = set(judged["item_id"].astype(int))
-    genres = sorted({g for gs in catalog.items["genres"] for g in gs})
     titles = TitleIndex(catalog.items)
-    timings: list[float] = []
+    prompts = PromptRegistry(settings.prompts_dir)
+    search.search("warm-up", 1)
 
     def baseline(message: str, k: int) -> list[int]:
         return [i for i, _ in search.search(message, k, lexical=False, allowed=allowed)]
@@ -53,76 +64,129 @@ def main(argv: list[str] | None = None) -> None:
     def hybrid(message: str, k: int) -> list[int]:
         return [i for i, _ in search.search(message, k, allowed=allowed)]
 
-    def chat(message: str, k: int) -> list[int]:
-        start = time.perf_counter()
-        query = parse_intent(message, genres, titles)
-        filters = Filters(
-            frozenset(query.include_genres), frozenset(query.exclude_genres), query.year_min,
-            query.year_max, query.max_runtime, query.language,
-        )  # fmt: skip
-        hits = [i for i, _ in search.search(query.text, k, filters, allowed=allowed)]
-        if len(hits) < k:  # constraints too tight for the labelled set: relax, keep order
-            extra = [i for i, _ in search.search(query.text, k, allowed=allowed) if i not in hits]
-            hits += extra[: k - len(hits)]
-        timings.append(time.perf_counter() - start)
-        return hits
+    def chat_method(chat: Chat, use_llm: bool, timings: list[float]):
+        def retrieve(message: str, k: int) -> list[int]:
+            start = time.perf_counter()
+            query, _ = chat.understand(message, None, use_llm=use_llm)
+            fused, _ = chat.request_ranking(None, query, allowed=allowed)
+            hits = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+            if len(hits) < k:  # constraints too tight for the labelled set: relax, keep order
+                hits += [i for i in hybrid(query.text, k) if i not in hits][: k - len(hits)]
+            timings.append((time.perf_counter() - start) * 1e3)
+            return hits
 
-    search.search("warm-up", 1)
-    results = {
-        name: precision_at(fn, judged)["precision@10"]
-        for name, fn in (("baseline", baseline), ("hybrid", hybrid), ("chat", chat))
-    }
-    endpoint_ms = endpoint_latency(settings)
-    metrics = {
+        return retrieve
+
+    sessions = SessionStore(None, "bench")
+    rules_only = Chat(search, titles, sessions)
+    off_ms: list[float] = []
+    metrics: dict[str, float | int | str] = {
         "requests": len(MOODS), "items": len(judged),
-        "baseline.precision@10": round(results["baseline"], 4),
-        "hybrid.precision@10": round(results["hybrid"], 4),
-        "chat_llm_off.precision@10": round(results["chat"], 4),
-        "chat_llm_off.p50_ms": round(float(np.median(timings)) * 1e3, 1),
-        "chat_reply_llm_off.p50_ms": round(float(np.median(endpoint_ms)), 1),
-        "chat_reply_llm_off.p95_ms": round(float(np.percentile(endpoint_ms, 95)), 1),
+        "baseline.precision@10": round(precision_at(baseline, judged)["precision@10"], 4),
+        "hybrid.precision@10": round(precision_at(hybrid, judged)["precision@10"], 4),
+        "chat_llm_off.precision@10": round(
+            precision_at(chat_method(rules_only, False, off_ms), judged)["precision@10"], 4),
+        "chat_llm_off.understand_search_p50_ms": _p(off_ms, 50),
     }  # fmt: skip
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for model in models:
+        client = client_from_settings(settings.model_copy(update={"llm_model": f"local/{model}"}))
+        client.warm_up()
+        chat = Chat(search, titles, sessions, ChatLLM(client, prompts))
+        on_ms: list[float] = []
+        score = precision_at(chat_method(chat, True, on_ms), judged)["precision@10"]
+        metrics[f"chat_llm_{model}.precision@10"] = round(score, 4)
+        metrics[f"chat_llm_{model}.understand_search_p50_ms"] = _p(on_ms, 50)
+    metrics.update(endpoint_latency(settings))
     write_result("chat_quality", metrics, COMMAND, args.dataset)
-    section = "\n\n".join([
-        "## Chat retrieval without an LLM: mood requests",
-        f"Command: `{COMMAND}`. {metrics['requests']} mood requests "
-        "(`evaluation/mood_eval.py`), relevance = the film's TMDB keywords include the "
-        f"request's theme; {metrics['items']} ml-latest-small films with TMDB keywords "
-        "searched and judged. The labels are keywords, which favours lexical matching "
-        "somewhat; messages avoid copying them where a natural phrasing exists.",
-        "| method | precision@10 |\n|---|---|\n"
-        f"| text-embedding search of the message (baseline) | "
-        f"{metrics['baseline.precision@10']} |\n"
-        f"| + BM25, rank-fused | {metrics['hybrid.precision@10']} |\n"
-        f"| chat, LLM off: intent parser + hybrid within constraints | "
-        f"{metrics['chat_llm_off.precision@10']} |",
-        f"Chat median latency (parse + search): {metrics['chat_llm_off.p50_ms']} ms. "
-        "A whole chat reply as `POST /v1/chat` computes it (session, parse, search, the "
-        "user's taste, rules), for the same 32 requests from catalog users: p50 "
-        f"{metrics['chat_reply_llm_off.p50_ms']} ms, p95 {metrics['chat_reply_llm_off.p95_ms']}"
-        " ms (target with the LLM disabled: p50 <= 300 ms). With the local LLM: not "
-        "measured yet (the LLM layer is not built).",
-    ])  # fmt: skip
+    section = _section(metrics, models)
     update_results_md("chat_quality", section)
     print(section)
 
 
-def endpoint_latency(settings) -> list[float]:
-    """ms per `Chat.reply` over the mood requests, each from a different catalog user."""
+def endpoint_latency(settings) -> dict[str, float]:
+    """Whole chat answers as `POST /v1/chat` computes them, one catalog user per request."""
     from app.service import Service, single_threaded_math
 
     single_threaded_math()
     service = Service.from_settings(settings)
+    service.warm_llm()
     chat = service.chat()
     users = sorted(service.catalog.events["user_id"].unique().tolist())
-    chat.reply(service.funnel, service.user_state(users[0])[0], "warm-up", None)
-    out = []
+    funnel = service.funnel
+    chat.reply(funnel, service.user_state(users[0])[0], "warm-up", None, use_llm=False)
+    off, first_token, full, phrased, shown, llm_replies = [], [], [], 0, 0, 0
     for request, user in zip(MOODS, users[1:], strict=False):
         state = service.user_state(user)[0]
         start = time.perf_counter()
-        chat.reply(service.funnel, state, request.message, None)
-        out.append((time.perf_counter() - start) * 1e3)
-    return out
+        chat.reply(funnel, state, request.message, None, use_llm=False)
+        off.append((time.perf_counter() - start) * 1e3)
+    pairs = list(zip(MOODS, users[1:], strict=False))
+    for request, user in track(pairs, description="chat with the local LLM"):
+        state = service.user_state(user)[0]
+        start, streamed = time.perf_counter(), False
+        for event in chat.stream(funnel, state, request.message, None):
+            if event["event"] == "token" and not streamed:
+                first_token.append((time.perf_counter() - start) * 1e3)
+                streamed = True
+            elif event["event"] == "items":
+                shown += len(event["data"])
+            elif event["event"] == "explanations":
+                phrased += len(event["data"])
+            elif event["event"] == "done":
+                llm_replies += event["data"]["reply_source"] == "llm"
+        full.append((time.perf_counter() - start) * 1e3)
+    return {
+        "model": service.llm.model,
+        "reply_llm_off.p50_ms": _p(off, 50), "reply_llm_off.p95_ms": _p(off, 95),
+        "reply_llm.first_token_p50_ms": _p(first_token, 50),
+        "reply_llm.first_token_p95_ms": _p(first_token, 95),
+        "reply_llm.full_p50_ms": _p(full, 50), "reply_llm.full_p95_ms": _p(full, 95),
+        "reply_llm.streamed_replies": len(first_token),
+        "reply_llm.llm_replies_kept": llm_replies,
+        "reply_llm.reasons_llm_phrased": round(phrased / max(shown, 1), 3),
+        "reply_llm.answers": len(full),
+        "budget_ms": settings.chat_budget_ms,
+    }  # fmt: skip
+
+
+def _section(m: dict, models: list[str]) -> str:
+    rows = [
+        f"| text-embedding search of the message (baseline) | {m['baseline.precision@10']} |",
+        f"| + BM25, rank-fused | {m['hybrid.precision@10']} |",
+        f"| chat, LLM off: intent parser + hybrid within constraints | "
+        f"{m['chat_llm_off.precision@10']} |",
+        *(f"| chat, local LLM `{model}` on: + implied genres from the model | "
+          f"{m[f'chat_llm_{model}.precision@10']} |" for model in models),
+    ]  # fmt: skip
+    return "\n\n".join([
+        "## Chat: mood requests (quality and latency)",
+        f"Command: `{COMMAND}`. {m['requests']} mood requests (`evaluation/mood_eval.py`), "
+        "relevance = the film's TMDB keywords include the request's theme; "
+        f"{m['items']} ml-latest-small films with TMDB keywords searched and judged. The "
+        "labels are keywords, which favours lexical matching somewhat; messages avoid "
+        "copying them where a natural phrasing exists.",
+        "| method | precision@10 |\n|---|---|\n" + "\n".join(rows),
+        "Whole answers from the service (ml-latest-small bundle; one catalog user per "
+        f"request, {m['reply_llm.answers']} requests; 2 CPU cores):\n\n"
+        "| path | p50 | p95 | target (p50) |\n|---|---|---|---|\n"
+        f"| LLM off, whole answer | {m['reply_llm_off.p50_ms']} ms | "
+        f"{m['reply_llm_off.p95_ms']} ms | <= 300 ms |\n"
+        f"| `{m['model']}`: first streamed reply token | "
+        f"{m['reply_llm.first_token_p50_ms']} ms | {m['reply_llm.first_token_p95_ms']} ms | "
+        "<= 2000 ms |\n"
+        f"| `{m['model']}`: full answer with explanations | {m['reply_llm.full_p50_ms']} ms | "
+        f"{m['reply_llm.full_p95_ms']} ms | <= 6000 ms |",
+        f"With the local model, {m['reply_llm.streamed_replies']} of {m['reply_llm.answers']} "
+        f"answers streamed a reply, {m['reply_llm.llm_replies_kept']} of them passed the "
+        "grounding check (the rest were replaced by the template reply), and a share of "
+        f"{m['reply_llm.reasons_llm_phrased']} of the shown reasons were LLM-phrased within "
+        f"the {m['budget_ms']} ms LLM budget (the rest keep their template reason).",
+        "Understanding + search alone (parse, LLM proposal, hybrid search), p50: LLM off "
+        f"{m['chat_llm_off.understand_search_p50_ms']} ms; "
+        + "; ".join(f"`{model}` {m[f'chat_llm_{model}.understand_search_p50_ms']} ms"
+                    for model in models) + ".",
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import Stemmer
 RRF_K = 60  # the usual constant: a rank-1 hit is worth ~1.6x a rank-20 hit
 
 
-def _as_list(value: object) -> list[str]:
+def as_list(value: object) -> list[str]:
     if isinstance(value, list | tuple | np.ndarray):
         return [str(v) for v in value]
     return [] if value is None or value != value else [str(value)]
@@ -29,13 +29,13 @@ def _as_list(value: object) -> list[str]:
 
 def lexical_text(row: pd.Series) -> str:
     """Title, genres, tagline, overview, keywords and tags: what people name in a request."""
-    parts = [str(row.get("title") or ""), " ".join(_as_list(row.get("genres")))]
+    parts = [str(row.get("title") or ""), " ".join(as_list(row.get("genres")))]
     for column in ("tagline", "overview"):
         value = row.get(column)
         if isinstance(value, str):
             parts.append(value)
     for column in ("keywords", "tags"):
-        parts.append(" ".join(_as_list(row.get(column))))
+        parts.append(" ".join(as_list(row.get(column))))
     return " ".join(p for p in parts if p)
 
 
@@ -61,13 +61,14 @@ class TextSearch:
             raise ValueError("vectors must align with items")
         self.items = items.reset_index(drop=True)
         self.item_ids = self.items["item_id"].to_numpy(dtype=np.int64)
+        self.row_of = {int(item): row for row, item in enumerate(self.item_ids)}
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.encode = encode
         self.stemmer = Stemmer.Stemmer("english")
         self.bm25 = bm25s.BM25()
         corpus = [lexical_text(row) for _, row in self.items.iterrows()]
         self.bm25.index(self._tokens(corpus), show_progress=False)
-        self.genres = [set(_as_list(g)) for g in self.items["genres"]]
+        self.genres = [set(as_list(g)) for g in self.items["genres"]]
         self.years = self.items["year"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
         runtime = self.items.get("runtime")
         self.runtime = (

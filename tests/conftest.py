@@ -76,6 +76,11 @@ def run_marquee(artifacts: Path, data_dir: Path, *args: str, **env: str):
 
 @pytest.fixture(scope="session")
 def bundle_artifacts(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh folder per run; MARQUEE_TEST_ARTIFACTS names a folder kept between local
+    runs instead (its test bundle is trained once and reused; CI never sets it)."""
+    kept = os.environ.get("MARQUEE_TEST_ARTIFACTS")
+    if kept:
+        return Path(kept).resolve()
     return tmp_path_factory.mktemp("bundle") / "artifacts"
 
 
@@ -87,6 +92,10 @@ def ml100k_bundle(bundle_artifacts: Path, data_dir: Path) -> tuple[Path, str]:
     """
     from retrieval.pipeline import latest_bundle
 
+    folder = latest_bundle(Settings(artifacts_dir=bundle_artifacts), "ml-100k")
+    log = folder / "ranker-output.txt" if folder is not None else None
+    if log is not None and log.is_file():  # a kept folder (MARQUEE_TEST_ARTIFACTS)
+        return folder, log.read_text()
     proc = run_marquee(bundle_artifacts, data_dir, "train", "retrieval", "--dataset", "ml-100k",
                        "--max-epochs", "1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -95,6 +104,7 @@ def ml100k_bundle(bundle_artifacts: Path, data_dir: Path) -> tuple[Path, str]:
     assert ranker.returncode == 0, ranker.stderr[-2000:]
     folder = latest_bundle(Settings(artifacts_dir=bundle_artifacts), "ml-100k")
     assert folder is not None
+    (folder / "ranker-output.txt").write_text(ranker.stdout)
     return folder, ranker.stdout
 
 
@@ -109,6 +119,8 @@ def serving_settings(ml100k_bundle: tuple[Path, str], bundle_artifacts: Path, da
         data_dir=data_dir, artifacts_dir=bundle_artifacts,
         cache_dir=bundle_artifacts.parent / "cache", dataset="ml-100k", redis_url=URL,
         redis_prefix=prefix, bundle_poll_s=0,
+        # a loaded test machine must not turn LLM tests into budget tests (bench/ measures)
+        chat_budget_ms=20000,
     )  # fmt: skip
     delete_prefix(client, prefix)
 

@@ -1,10 +1,11 @@
-"""POST /v1/chat without an LLM: parsed constraints hold, sessions refine, taste counts."""
+"""POST /v1/chat without an LLM (`"llm": false`): parsed constraints hold, sessions
+refine, taste counts. The LLM path is in test_chat_llm.py."""
 
 from __future__ import annotations
 
 
 def chat(api, **body):
-    r = api.post("/v1/chat", json=body)
+    r = api.post("/v1/chat", json={"llm": False, **body})
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -1,0 +1,76 @@
+"""The facts behind each chat pick, read from the signals that actually produced it.
+
+Only these facts may appear in an explanation (llm/explain.py): "you watched X" names
+the item of the user's own recent history most co-visited with the pick (or, failing
+that, closest in story), keywords are the pick's own TMDB keywords and tags that share
+a stem with the request, genres are the pick's genres the request asked for or implied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.funnel import RECENT_FOR_REASONS, Funnel, UserState
+from llm.explain import Facts
+from llm.intent import RetrievalQuery
+from ranking.base import RankedItem
+from retrieval.text_search import TextSearch, as_list
+
+MAX_KEYWORDS = 2
+_WORD = re.compile(r"[a-z]+")
+SOURCE_WORDS = {"taste": "your taste", "request": "your request",
+                "implied_genre": "the mood you described"}  # fmt: skip
+
+
+def _stems(search: TextSearch, text: str) -> set[str]:
+    words = [w for w in _WORD.findall(text.lower()) if len(w) > 2]
+    return set(search.stemmer.stemWords(words))
+
+
+def matched_keywords(search: TextSearch, item_id: int, stems: set[str]) -> tuple[str, ...]:
+    """The item's keywords/tags sharing a stem with the request, most specific first."""
+    row = search.row_of.get(int(item_id))
+    if row is None or not stems:
+        return ()
+    record = search.items.iloc[row]
+    found: list[str] = []
+    for column in ("keywords", "tags"):
+        for keyword in as_list(record.get(column)):
+            if keyword.lower() not in found and _stems(search, keyword) & stems:
+                found.append(keyword.lower())
+    return tuple(sorted(found, key=lambda k: (-len(k.split()), k))[:MAX_KEYWORDS])
+
+
+def item_facts(
+    funnel: Funnel, search: TextSearch, user: UserState, query: RetrievalQuery,
+    page: Sequence[RankedItem],
+) -> list[Facts]:  # fmt: skip
+    ids = [r.item_id for r in page]
+    recent = np.asarray(user.history[-RECENT_FOR_REASONS:], dtype=np.int64)
+    anchors: list[int | None] = [None] * len(ids)
+    if recent.size and ids:
+        covisit = funnel._covisit_anchors(ids, recent)
+        content = funnel._content_anchors(ids, recent)
+        anchors = [a if a is not None else b for a, b in zip(covisit, content, strict=True)]
+    stems = _stems(search, " ".join([query.text, *query.mood_terms]))
+    wanted = set(query.include_genres) | set(query.prefer_genres)
+    like = funnel.title(query.similar_to[0]) if query.similar_to else None
+    out = []
+    for item, anchor in zip(page, anchors, strict=True):
+        summary = funnel.summaries[item.item_id]
+        sources = set(item.sources)
+        source = next((SOURCE_WORDS[s] for s in ("taste", "implied_genre", "request")
+                       if s in sources), None)  # fmt: skip
+        out.append(Facts(
+            title=summary["title"],
+            watched=(funnel.title(anchor),) if anchor is not None else (),
+            like_title=like if "similar" in sources else None,
+            genres=tuple(g for g in summary["genres"] if g in wanted),
+            keywords=matched_keywords(search, item.item_id, stems),
+            moods=tuple(query.mood_terms[:2]),
+            source=source,
+        ))  # fmt: skip
+    return out

@@ -1,0 +1,131 @@
+"""One-line reasons grounded in what put an item on the page, LLM-phrased when safe.
+
+A reason is built from `Facts` the caller has checked: the history items that drove
+the pick (they are the user's own), the genres, keywords and mood terms it matched,
+the named title it resembles, the source that retrieved it. The template sentence
+states those facts directly. The LLM may rephrase them, and its sentence is kept only
+if `grounded()` accepts it: no catalog title that is not in the facts, no "you
+watched/liked ..." that does not name one of the user's own items, short, one line.
+Anything else falls back to the template, so an explanation never claims a viewing
+that did not happen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from llm.client import Budget, LLMClient, LLMError
+from llm.prompts import Prompt, PromptError
+
+MAX_WORDS = 30
+# "because you watched X", "since you liked X", "as you enjoyed X", "you've seen X"
+_VIEWED = re.compile(
+    r"\byou(?:'ve| have)?\s+(?:recently\s+|also\s+)?(watched|liked|loved|enjoyed|saw|seen|rated)"
+    r"\s+(?P<rest>.+)",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    title: str
+    watched: tuple[str, ...] = ()  # titles from the user's own history that drove the pick
+    like_title: str | None = None  # the title the request named ("like Alien")
+    genres: tuple[str, ...] = ()  # matched genres the request asked for or implied
+    keywords: tuple[str, ...] = ()  # the item's keywords that match the request's words
+    moods: tuple[str, ...] = ()  # mood terms of the request
+    source: str | None = None  # "your taste", "your request", "what people watch next"
+
+    def lines(self) -> list[str]:
+        """The facts as the explain prompt lists them."""
+        out = [f"you watched {t}" for t in self.watched]
+        if self.like_title:
+            out.append(f"similar to {self.like_title}, which you asked about")
+        matched = [*self.genres, *self.keywords, *self.moods]
+        if matched:
+            out.append("matches: " + ", ".join(dict.fromkeys(m.lower() for m in matched)))
+        if self.source:
+            out.append(f"retrieved by: {self.source}")
+        return out
+
+    def titles(self) -> set[str]:
+        return {self.title, *self.watched, *([self.like_title] if self.like_title else [])}
+
+
+def template(facts: Facts) -> str:
+    """The deterministic reason: the strongest fact first, in plain words."""
+    matched = list(dict.fromkeys(m.lower() for m in (*facts.genres, *facts.keywords,
+                                                       *facts.moods)))[:3]  # fmt: skip
+    if facts.like_title:
+        text = f"Like {facts.like_title}, which you asked about"
+    elif facts.watched:
+        text = f"Because you watched {facts.watched[0]}"
+    elif matched:
+        text = "Matches what you asked for"
+    elif facts.source:
+        text = f"Picked from {facts.source}"
+    else:
+        text = "Fits what you asked for"
+    if matched and not text.startswith("Matches"):
+        text += f"; matches {', '.join(matched)}"
+    elif matched:
+        text += f": {', '.join(matched)}"
+    return text
+
+
+@dataclass
+class TitleGuard:
+    """Finds catalog titles inside generated text (to catch invented recommendations)."""
+
+    titles: Iterable[str]
+    min_chars: int = 5  # shorter titles ("Up", "It") are ordinary words
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = sorted({t.strip() for t in self.titles if len(t.strip()) >= self.min_chars},
+                       key=len, reverse=True)  # fmt: skip
+        if names:
+            body = "|".join(re.escape(n) for n in names)
+            self._pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.I)
+
+    def mentioned(self, text: str) -> set[str]:
+        if self._pattern is None:
+            return set()
+        return {m.group(0).lower() for m in self._pattern.finditer(text)}
+
+
+def grounded(text: str, facts: Facts, guard: TitleGuard, history: Sequence[str]) -> bool:
+    """True if `text` names only titles in the facts and claims only real viewings."""
+    if not text or "\n" in text.strip() or len(text.split()) > MAX_WORDS:
+        return False
+    allowed = {t.lower() for t in facts.titles()}
+    if guard.mentioned(text) - allowed:
+        return False
+    own = [t.lower() for t in (*facts.watched, *history)]
+    for match in _VIEWED.finditer(text):
+        rest = match.group("rest").lower()
+        if not any(rest.startswith(t) for t in own):
+            return False
+    return True
+
+
+def phrase(
+    client: LLMClient, prompt: Prompt, facts: Facts, guard: TitleGuard,
+    history: Sequence[str], budget: Budget | None = None,
+) -> str | None:  # fmt: skip
+    """The LLM's sentence for these facts, or None (off, failed, over budget, ungrounded)."""
+    if not client.enabled:
+        return None
+    params = prompt.spec.params
+    try:
+        out = client.complete(
+            prompt.render(title=facts.title, facts=facts.lines()), prompt=prompt.ref,
+            max_tokens=params.max_tokens, temperature=params.temperature, stop=params.stop,
+            top_p=params.top_p, budget=budget,
+        )  # fmt: skip
+    except (LLMError, PromptError):
+        return None
+    text = out.text.strip().strip('"').strip()
+    return text if grounded(text, facts, guard, history) else None
