@@ -132,7 +132,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         body = {"error": "unavailable", "message": str(exc)}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
-    app.add_middleware(ObserveMiddleware)
+    app.add_middleware(ObserveMiddleware, state=app.state)
 
     # feed ------------------------------------------------------------------------------
 
@@ -368,10 +368,15 @@ def _anonymous() -> UserState:
 
 
 class ObserveMiddleware:
-    """Request count and latency per route template, as plain ASGI (no per-request task)."""
+    """Request count and latency per route template, as plain ASGI (no per-request task).
 
-    def __init__(self, app) -> None:
+    `state` is the outer app's: inside a mounted sub-app (the UI) `scope["app"]` is the
+    sub-app, which knows nothing of the service.
+    """
+
+    def __init__(self, app, state) -> None:
         self.app = app
+        self.state = state
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -389,7 +394,7 @@ class ObserveMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            service: Service | None = scope["app"].state.service
+            service: Service | None = getattr(self.state, "service", None)
             if service is not None:
                 name = getattr(scope.get("route"), "path", "unmatched")
                 service.metrics.latency.labels(route=name).observe(time.perf_counter() - start)

@@ -295,6 +295,42 @@ class Chat:
             "prompts": prompts, "reply_source": reply_source, "timings_ms": timings,
         }}  # fmt: skip
 
+    def prompt_inputs(
+        self, name: str, funnel: Funnel, user: UserState, message: str
+    ) -> dict:  # fmt: skip
+        """A prompt's inputs as this chat would fill them for `message` and `user` (the
+        prompt lab previews prompts on real candidates with these)."""
+        query, _ = self.understand(message, None, use_llm=False)
+        if name == "intent":
+            return {"message": message, "genres": self.genres, "previous": None}
+        if name == "intent_local":
+            return {"message": message}
+        page = self.rules(funnel).apply(
+            FeedContext(request=RequestContext(user.user_id, user.history, int(time.time()),
+                                               user.demographics, user.disliked,
+                                               user.history_times), page_size=20),
+            self.candidates(funnel, user, query),
+        )[:20]  # fmt: skip
+        if not page:
+            raise ValueError(f"no candidates for {message!r}; try a broader request")
+        cards = [{"id": r.item_id, **_card(funnel, r.item_id)} for r in page]
+        history = [_card(funnel, i) for i in np.asarray(user.history)[-15:].tolist()
+                   if i in funnel.summaries]  # fmt: skip
+        if name == "chat_reply":
+            return {"message": message, "summary": describe(query, funnel.title),
+                    "titles": [c["title"] for c in cards[:3]]}  # fmt: skip
+        if name == "explain":
+            facts = item_facts(funnel, self.search, user, query, page[:1])[0]
+            return {"title": facts.title, "facts": facts.lines()}
+        if name == "rerank":
+            return {"history": history, "request": message, "candidates": cards}
+        if name == "rerank_local":
+            letters = [chr(ord("A") + i) for i in range(len(cards))]
+            return {"history": history, "request": message,
+                    "candidates": [{**c, "label": x} for c, x in zip(cards, letters,
+                                                                     strict=True)]}  # fmt: skip
+        raise ValueError(f"chat does not fill the inputs of prompt {name!r}")
+
     def _reply(
         self, llm: ChatLLM | None, budget: Budget | None, message: str, summary: str,
         titles: list[str], prompts: dict[str, str], timings: dict[str, float], start: float,

@@ -128,6 +128,7 @@ class Service:
             raise PromptError("invalid prompts:\n" + "\n".join(problems))
         self.llm = client_from_settings(settings, client, on_call=self.metrics.llm_call)
         self.llm_ready = False
+        self._warm_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -283,14 +284,17 @@ class Service:
     def warm_llm(self) -> None:
         """Load the LLM and the chat's indexes before the first user needs them. If the
         model cannot load, chat keeps answering without it (logged, metric)."""
-        try:
-            if self.llm.enabled:
-                self.llm.warm_up()
-            self.chat().warm_up()
-            self.llm_ready = True
-        except LLMError as exc:
-            self.metrics.errors.labels(component="llm").inc()
-            log.warning("LLM unavailable, chat answers without it: %s", exc)
+        with self._warm_lock:
+            if self.llm_ready:
+                return
+            try:
+                if self.llm.enabled:
+                    self.llm.warm_up()
+                self.chat().warm_up()
+                self.llm_ready = True
+            except LLMError as exc:
+                self.metrics.errors.labels(component="llm").inc()
+                log.warning("LLM unavailable, chat answers without it: %s", exc)
 
     # events ------------------------------------------------------------------------------
 
@@ -386,7 +390,9 @@ class Service:
                      time.perf_counter() - started)  # fmt: skip
 
         self.refresh_live()
-        loops = [live_loop, precompute_loop, self.warm_llm]
+        if not self.llm_ready:  # one-shot, never joined: a slow model load must not hold shutdown
+            threading.Thread(target=self.warm_llm, name="warm_llm", daemon=True).start()
+        loops = [live_loop, precompute_loop]
         loops += [bundle_loop] if self.settings.bundle_poll_s > 0 else []
         if self.client is not None and self.settings.serve_worker:
             loops.append(worker_loop)

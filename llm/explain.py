@@ -20,6 +20,22 @@ from llm.client import Budget, LLMClient, LLMError
 from llm.prompts import Prompt, PromptError
 
 MAX_WORDS = 30
+# Words a rephrasing may add to its facts: phrasing, not claims. Any other content word
+# ("tyrant", "popular", "award-winning") is a claim the facts do not support.
+_PHRASING_WORDS = """
+recommend recommended recommending suggest suggested pick picked picks choice enjoy enjoyed
+enjoys like liked likes love loved loves fan fans watch watched watching seen film films
+movie movies title titles fit fits fitting match matches matched matching similar mood
+request requested asked asking taste tastes perfect great good nice also might should could
+would will just next another same kind sort style feel want wanted because since brings
+offers gives keeps suit suits suited more much very really sure here there which what while
+with your yours
+this that these those they them their from into about have been being does make makes made
+something someone anything right well enough plenty lots full story stories viewer viewers
+tonight evening today here's it's you'll you're you've that's
+"""
+PHRASING = frozenset(_PHRASING_WORDS.split())
+_CONTENT_WORD = re.compile(r"[a-z][a-z'-]{3,}")
 # "because you watched X", "since you liked X", "as you enjoyed X", "you've seen X"
 _VIEWED = re.compile(
     r"\byou(?:'ve| have)?\s+(?:recently\s+|also\s+)?(watched|liked|loved|enjoyed|saw|seen|rated)"
@@ -96,9 +112,30 @@ class TitleGuard:
         return {m.group(0).lower() for m in self._pattern.finditer(text)}
 
 
+def _stemmed(words: Sequence[str]) -> list[str]:
+    from Stemmer import Stemmer  # a stemmer per call: PyStemmer objects are not thread-safe
+
+    return Stemmer("english").stemWords(list(words))
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.removesuffix("'s").strip("'-") for w in _CONTENT_WORD.findall(text.lower())}
+
+
+def unsupported_words(text: str, facts: Facts) -> set[str]:
+    """Content words of `text` that neither the facts, the titles nor phrasing account for."""
+    said = _content_words(" ".join([*facts.lines(), *facts.titles()]))
+    known = set(_stemmed(sorted(said | PHRASING)))
+    words = sorted(_content_words(text) - PHRASING)
+    return {w for w, stem in zip(words, _stemmed(words), strict=True) if stem not in known}
+
+
 def grounded(text: str, facts: Facts, guard: TitleGuard, history: Sequence[str]) -> bool:
-    """True if `text` names only titles in the facts and claims only real viewings."""
+    """True if `text` names only titles in the facts, claims only real viewings, and says
+    nothing the facts do not (a tiny model likes to invent plots and popularity)."""
     if not text or "\n" in text.strip() or len(text.split()) > MAX_WORDS:
+        return False
+    if unsupported_words(text, facts):
         return False
     allowed = {t.lower() for t in facts.titles()}
     if guard.mentioned(text) - allowed:

@@ -43,7 +43,19 @@ def _nodeid_compat(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def api_schema(api_service):
+def rules_only_chat(api_service):
+    """Chat without its LLM steps while fuzzing: the request schema and validation are the
+    same, but each generated chat call would cost seconds of model time (hundreds of them).
+    The LLM path is tested in test_chat_llm.py."""
+    chat = api_service.chat()
+    kept = chat.llm, chat.intent_model
+    chat.llm, chat.intent_model = None, None
+    yield
+    chat.llm, chat.intent_model = kept
+
+
+@pytest.fixture
+def api_schema(api_service, rules_only_chat):
     from app.api import create_app
 
     app = create_app(api_service)

@@ -134,6 +134,11 @@ def test_grounding_rejects_invented_titles_and_viewings() -> None:
     assert not grounded("You liked heists, so Ronin it is.", facts, guard, history)
     assert not grounded("Ronin is a heist film\nwith two lines.", facts, guard, history)
     assert not grounded(" ".join(["word"] * 40), facts, guard, history)
+    # claims the facts do not make: an invented plot, invented popularity
+    assert not grounded("Ronin, a tale of greed and betrayal, is a heist film.", facts, guard,
+                        history)  # fmt: skip
+    assert not grounded("Ronin is a heist film that is popular this week.", facts, guard, history)
+    assert grounded("Ronin is a heist film you might enjoy.", facts, guard, history)
     assert template(facts) == "Because you watched Heat; matches heist"
     assert template(Facts("Ronin")) == "Fits what you asked for"
 

@@ -1,0 +1,413 @@
+"""The prompt lab tab: edit a prompt file, preview it on inputs, run its cases, save, roll out.
+
+The actions are plain functions over (service, ...) so tests drive them without a
+browser; `prompt_lab_tab` only lays out components and maps results onto them.
+Preview and "Run eval cases" use the editor's text, saved or not, so a change is
+tried before it becomes a version; an unsaved text is a `DraftPrompt`, recorded on
+LLM calls as ``name@draft`` so logs never credit it to a saved version. Saving
+writes the next version without making it live; "Roll out" is the only way a
+version starts serving (it rewrites prompts/live.yaml, picked up by every process
+within about a second).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm.prompt_eval import EvalReport, call_prompt, run_cases
+from llm.prompts import Prompt, PromptError, PromptRegistry
+
+if TYPE_CHECKING:
+    from app.service import Service
+
+log = logging.getLogger("marquee.ui")
+
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}  # the UI is not a second API
+EVAL_HEADERS = ["case", "result", "ms", "output", "failed checks"]
+_lock = threading.Lock()
+_registries: dict[Path, PromptRegistry] = {}
+_clients: dict[str, Any] = {}
+
+
+class LabError(ValueError):
+    """Something the person at the screen should fix; shown verbatim."""
+
+
+@dataclass(frozen=True)
+class DraftPrompt(Prompt):
+    """The editor's unsaved text: validated like a file, referred to as ``name@draft``."""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.spec.name}@draft"
+
+
+# -- service access (the lead wires `prompts` and `llm` on the service; until then build them)
+
+
+def registry_of(service: Service) -> PromptRegistry:
+    registry = getattr(service, "prompts", None)
+    if registry is not None:
+        return registry
+    folder = Path(service.settings.prompts_dir).resolve()
+    with _lock:  # one registry per folder, so its hot-reload state is shared
+        return _registries.setdefault(folder, PromptRegistry(folder))
+
+
+def client_of(service: Service, model: str | None = None):
+    """The service's LLM client, or one for ``model`` (a prompt's own model override)."""
+    client = getattr(service, "llm", None)
+    if client is not None and (model is None or model == client.model):
+        return client
+    from llm.client import client_from_settings
+
+    settings = service.settings
+    name = model or settings.llm_model
+    with _lock:
+        if name not in _clients:
+            _clients[name] = client_from_settings(settings.model_copy(update={"llm_model": name}))
+        return _clients[name]
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def prompt_names(service: Service) -> list[str]:
+    return registry_of(service).names()
+
+
+def version_choices(service: Service, name: str) -> tuple[list[tuple[str, str]], str | None]:
+    """Dropdown (label, value) pairs, the live one marked, and the live value."""
+    registry = registry_of(service)
+    try:
+        live: int | None = registry.live_version(name)
+    except PromptError:
+        live = None
+    versions = registry.versions(name)
+    choices = [(f"v{v} (live)" if v == live else f"v{v}", str(v)) for v in reversed(versions)]
+    return choices, str(live if live is not None else max(versions))
+
+
+def default_inputs(registry: PromptRegistry, name: str, prompt: Prompt | None = None) -> str:
+    """The first eval case's inputs as JSON, or every declared input set to null."""
+    cases = registry.cases(name)
+    value = cases[0].inputs if cases else dict.fromkeys(prompt.spec.inputs if prompt else [])
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def describe(prompt: Prompt, live: int | None) -> str:
+    spec = prompt.spec
+    state = "live" if spec.version == live else "not live"
+    answer = "JSON (output_schema)" if spec.output_schema else "free text"
+    params = ", ".join(f"{k}={v}" for k, v in spec.params.model_dump(exclude_none=True).items())
+    model = f" · model {spec.model}" if spec.model else ""
+    return (f"**{prompt.ref}** ({state}) · `{prompt.path}` · answer: {answer} · {params}{model}"
+            f"\n\n{spec.description}")  # fmt: skip
+
+
+def open_prompt(service: Service, name: str, version: str | int | None) -> tuple[str, str, str]:
+    """(file text, inputs JSON, description) for the editor."""
+    registry = registry_of(service)
+    prompt = registry.get(name, version)
+    try:
+        live: int | None = registry.live_version(name)
+    except PromptError:
+        live = None
+    return prompt.source, default_inputs(registry, name, prompt), describe(prompt, live)
+
+
+def editor_prompt(service: Service, name: str, version: str | int | None, text: str) -> Prompt:
+    """The saved version when the editor holds its text unchanged, else a validated draft."""
+    registry = registry_of(service)
+    if not name:
+        raise LabError("Choose a prompt first.")
+    text = _lf(text)
+    saved = registry.get(name, version)
+    if text.strip() == saved.source.strip():
+        return saved
+    return DraftPrompt.parse(text, registry.folder / name / "(draft)", name=name)
+
+
+def parse_inputs(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError as exc:
+        raise LabError(f"Inputs are not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LabError('Inputs must be a JSON object, e.g. {"message": "..."}.')
+    return value
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    ref: str
+    model: str
+    messages: list[dict[str, str]]
+    output: str
+    latency_ms: float
+    error: str | None
+
+
+def preview(
+    service: Service, name: str, version: str | int | None, text: str, inputs_json: str
+) -> PreviewResult:
+    """Render the editor's prompt on the inputs, call the LLM once, show everything."""
+    prompt = editor_prompt(service, name, version, text)
+    inputs = parse_inputs(inputs_json)
+    client = client_of(service, prompt.spec.model)
+    if not client.enabled:
+        messages = prompt.render(**inputs)
+        return PreviewResult(prompt.ref, client.model, messages, "", 0.0, "The LLM is off.")
+    outcome = call_prompt(prompt, inputs, client)
+    output = outcome.text
+    if outcome.error is None and prompt.spec.output_schema is not None:
+        output = json.dumps(outcome.value, indent=2, ensure_ascii=False)
+    return PreviewResult(prompt.ref, outcome.model, outcome.messages, output,
+                         round(outcome.latency_ms, 1), outcome.error)  # fmt: skip
+
+
+def run_eval(service: Service, name: str, version: str | int | None, text: str) -> EvalReport:
+    """Every eval case of the prompt, on the editor's text."""
+    prompt = editor_prompt(service, name, version, text)
+    registry = registry_of(service)
+    if not registry.cases(name):
+        raise LabError(f"{name} has no eval cases (prompts/{name}/cases.yaml).")
+    client = client_of(service, prompt.spec.model)
+    if not client.enabled:
+        raise LabError("The LLM is off (MARQUEE_LLM_MODEL=off): nothing to evaluate.")
+    return run_cases(registry, name, client, prompt=prompt)
+
+
+def eval_rows(report: EvalReport) -> list[list[Any]]:
+    rows = []
+    for row in report.rows:
+        output = row.output if isinstance(row.output, str) else json.dumps(row.output)
+        rows.append([row.id, "pass" if row.passed else "FAIL", round(row.latency_ms),
+                     output if row.error is None else "", "; ".join(row.reasons)])  # fmt: skip
+    return rows
+
+
+def inputs_from_request(service: Service, name: str, user_id: str, message: str) -> str:
+    """The prompt's inputs as the chat fills them for a real request (and user), as JSON:
+    previews then run on real candidates and real facts, not on hand-written examples."""
+    if not name:
+        raise LabError("Choose a prompt first.")
+    if not (message or "").strip():
+        raise LabError("Type a request to fill the inputs from.")
+    from app.api import _anonymous
+
+    raw = (user_id or "").strip()
+    if raw and not raw.isdigit():
+        raise LabError(f"User id must be a number, got {raw!r}.")
+    user = service.user_state(int(raw))[0] if raw else _anonymous()
+    try:
+        inputs = service.chat().prompt_inputs(name, service.funnel, user, message.strip())
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
+    return json.dumps(inputs, indent=2, ensure_ascii=False)
+
+
+def require_editor(service: Service, key: str) -> None:
+    """Saving and rolling out change what production serves: an API key is required."""
+    keys = {k.strip() for k in service.settings.api_keys.split(",") if k.strip()}
+    if (key or "").strip() not in keys:
+        raise LabError("Saving and rolling out need a valid API key (the X-API-Key of /v1).")
+
+
+def save_new_version(service: Service, name: str, text: str) -> Prompt:
+    """Validate the editor's text and store it as the next version (not live)."""
+    if not name:
+        raise LabError("Choose a prompt first.")
+    return registry_of(service).save_version(name, _lf(text))
+
+
+def _lf(text: str) -> str:
+    """Browsers may send CRLF; prompt files are LF."""
+    return (text or "").replace("\r\n", "\n")
+
+
+def roll_out(service: Service, name: str, version: str | int | None) -> str:
+    registry = registry_of(service)
+    if not name or version in (None, ""):
+        raise LabError("Choose a prompt and a version first.")
+    prompt = registry.get(name, version)
+    registry.roll_out(name, prompt.spec.version)
+    return f"{prompt.ref} is live: new requests use it from now on."
+
+
+def messages_markdown(messages: list[dict[str, str]]) -> str:
+    """Rendered messages for the screen; fenced, so prompt text never renders as markup."""
+    parts = []
+    for m in messages:
+        fence = "`" * max(4, _longest_backticks(m["content"]) + 1)
+        parts.append(f"**{m['role']}**\n{fence}text\n{m['content']}\n{fence}")
+    return "\n\n".join(parts)
+
+
+def _longest_backticks(text: str) -> int:
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    return longest
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the screen; unexpected errors go to the log with their traceback."""
+    if isinstance(exc, PromptError | LabError):
+        return f"⚠️ {exc}"
+    from llm.client import LLMError
+
+    if isinstance(exc, LLMError):
+        return f"⚠️ LLM error: {exc}"
+    log.exception("prompt lab action failed", exc_info=exc)
+    return f"⚠️ Something went wrong ({type(exc).__name__}); it was logged."
+
+
+# -- layout -----------------------------------------------------------------------------------
+
+
+def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
+    """Lay out the lab inside the caller's `gr.Tab`; the service is asked for per action."""
+    import gradio as gr
+
+    gr.Markdown(
+        "Edit a prompt file, **Preview** it on inputs (or fill them from a real request), "
+        "**Run eval cases**, then **Save as new version** (not live yet) and **Roll out** "
+        "the version you want served. Saving and rolling out need an API key."
+    )
+    with gr.Row(equal_height=True):
+        prompt_dd = gr.Dropdown(label="Prompt", choices=[], scale=2, elem_id="lab-prompt")
+        version_dd = gr.Dropdown(label="Version", choices=[], scale=1, elem_id="lab-version")
+        reload_btn = gr.Button("Reload", scale=0, min_width=90, elem_id="lab-reload")
+    info = gr.Markdown(elem_id="lab-info")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            editor = gr.Code(label="Prompt file (YAML front matter + Jinja body)",
+                             language="markdown", lines=26, max_lines=60,
+                             interactive=True, elem_id="lab-editor")  # fmt: skip
+        with gr.Column(scale=2):
+            inputs_box = gr.Code(label="Inputs (JSON)", language="json", lines=10,
+                                 max_lines=30, interactive=True, elem_id="lab-inputs")  # fmt: skip
+            with gr.Row(equal_height=True):
+                real_user = gr.Textbox(label="User id", placeholder="empty: anonymous",
+                                       scale=1, elem_id="lab-user")  # fmt: skip
+                real_message = gr.Textbox(label="Real request", scale=3,
+                                          placeholder="a 90s thriller, nothing too violent",
+                                          elem_id="lab-request")  # fmt: skip
+                fill_btn = gr.Button("Fill inputs", scale=0, min_width=110,
+                                     elem_id="lab-fill")  # fmt: skip
+            with gr.Row():
+                preview_btn = gr.Button("Preview", variant="primary", elem_id="lab-preview")
+                eval_btn = gr.Button("Run eval cases", elem_id="lab-eval")
+            editor_key = gr.Textbox(label="API key (to save or roll out)", type="password",
+                                    elem_id="lab-key")  # fmt: skip
+            with gr.Row():
+                save_btn = gr.Button("Save as new version", elem_id="lab-save")
+                rollout_btn = gr.Button("Roll out", variant="stop", elem_id="lab-rollout")
+            status = gr.Markdown(elem_id="lab-status")
+    with gr.Row(equal_height=False):
+        rendered = gr.Markdown(label="Rendered messages", elem_id="lab-messages")
+        output = gr.Code(label="Output", language="json", lines=8, interactive=False,
+                         elem_id="lab-output")  # fmt: skip
+    table = gr.Dataframe(headers=EVAL_HEADERS, value=[], interactive=False, wrap=True,
+                         label="Eval cases", elem_id="lab-eval-table")  # fmt: skip
+
+    def load_names(current: str | None = None) -> tuple:
+        try:
+            names = prompt_names(get_service())
+        except Exception as exc:
+            return gr.skip(), _message(exc)
+        value = current if current in names else (names[0] if names else None)
+        return gr.Dropdown(choices=names, value=value), ""
+
+    def load_versions(name: str | None, current: str | None = None) -> tuple:
+        if not name:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            service = get_service()
+            choices, live = version_choices(service, name)
+            value = current if current in {v for _, v in choices} else live
+            source, inputs, about = open_prompt(service, name, value)
+        except Exception as exc:
+            return gr.skip(), gr.skip(), gr.skip(), _message(exc)
+        return gr.Dropdown(choices=choices, value=value), source, inputs, about
+
+    def load_version(name: str | None, version: str | None) -> tuple:
+        if not name or not version:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            return open_prompt(get_service(), name, version)
+        except Exception as exc:
+            return gr.skip(), gr.skip(), _message(exc)
+
+    def do_preview(name: str, version: str, text: str, inputs: str) -> tuple:
+        try:
+            result = preview(get_service(), name, version, text, inputs)
+        except Exception as exc:
+            return gr.skip(), gr.skip(), _message(exc)
+        note = f"**{result.ref}** on `{result.model}` · {result.latency_ms:.0f} ms"
+        if result.error:
+            note += f" · ⚠️ {result.error}"
+        return messages_markdown(result.messages), result.output, note
+
+    def do_eval(name: str, version: str, text: str) -> tuple:
+        try:
+            report = run_eval(get_service(), name, version, text)
+        except Exception as exc:
+            return gr.skip(), _message(exc)
+        return eval_rows(report), f"**{report.summary()}**"
+
+    def do_fill(name: str, user_id: str, message: str) -> tuple:
+        try:
+            return inputs_from_request(get_service(), name, user_id, message), ""
+        except Exception as exc:
+            return gr.skip(), _message(exc)
+
+    def do_save(name: str, text: str, key: str) -> tuple:
+        try:
+            service = get_service()
+            require_editor(service, key)
+            prompt = save_new_version(service, name, text)
+            choices, _ = version_choices(service, name)
+        except Exception as exc:
+            return gr.skip(), gr.skip(), _message(exc)
+        value = str(prompt.spec.version)
+        note = (
+            f"Saved **{prompt.ref}** (`{prompt.path}`), not live yet: press Roll out to serve it."
+        )
+        return gr.Dropdown(choices=choices, value=value), prompt.source, note
+
+    def do_roll_out(name: str, version: str, key: str) -> tuple:
+        try:
+            service = get_service()
+            require_editor(service, key)
+            note = roll_out(service, name, version)
+            choices, _ = version_choices(service, name)
+            about = open_prompt(service, name, version)[2]
+        except Exception as exc:
+            return gr.skip(), gr.skip(), _message(exc)
+        return gr.Dropdown(choices=choices, value=version), about, f"✅ {note}"
+
+    gr.on(None, load_names, inputs=None, outputs=[prompt_dd, status], **PRIVATE)  # page load
+    reload_btn.click(load_names, prompt_dd, [prompt_dd, status], **PRIVATE).then(
+        load_versions, [prompt_dd, version_dd], [version_dd, editor, inputs_box, info], **PRIVATE
+    )
+    # a newly chosen prompt opens at its live version; Reload keeps the chosen one
+    prompt_dd.change(load_versions, prompt_dd, [version_dd, editor, inputs_box, info], **PRIVATE)
+    version_dd.input(load_version, [prompt_dd, version_dd], [editor, inputs_box, info], **PRIVATE)
+    preview_btn.click(do_preview, [prompt_dd, version_dd, editor, inputs_box],
+                      [rendered, output, status], **PRIVATE)  # fmt: skip
+    eval_btn.click(do_eval, [prompt_dd, version_dd, editor], [table, status], **PRIVATE)
+    fill_btn.click(do_fill, [prompt_dd, real_user, real_message], [inputs_box, status],
+                   **PRIVATE)  # fmt: skip
+    save_btn.click(do_save, [prompt_dd, editor, editor_key], [version_dd, editor, status],
+                   **PRIVATE)  # fmt: skip
+    rollout_btn.click(do_roll_out, [prompt_dd, version_dd, editor_key], [version_dd, info, status],
+                      **PRIVATE)  # fmt: skip
