@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.funnel import FeedQuery, UserState
@@ -166,7 +167,10 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
             include_genres=check_genres(service, genres, "genres"),
             exclude_genres=check_genres(service, exclude_genres, "exclude_genres"),
         )  # fmt: skip
-        out = service.feed(user_id, query)
+        if service.variant(user_id).llm_rerank:  # may wait on an LLM: off the event loop
+            out = await run_in_threadpool(service.feed, user_id, query)
+        else:
+            out = service.feed(user_id, query)
         items = [
             {**summary(service, it.item_id), "score": it.score, "sources": list(it.sources),
              "reason": it.reason, "explain": {"objectives": it.objectives} if explain else None}
@@ -289,20 +293,22 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         message supports it, searched within the constraints, personalised, ranked, and
         explained; with `stream` (or `Accept: text/event-stream`) as server-sent events."""
         user = service.user_state(body.user_id)[0] if body.user_id else _anonymous()
-        variant = service.variant(body.user_id).name if body.user_id else None
+        config = service.variant(body.user_id) if body.user_id else None
+        variant = config.name if config else None
+        reranker = service.reranker(True) if config and config.llm_rerank else None
         chat = service.chat()
         streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
         request_id = uuid.uuid4().hex
         if streaming:
             events = chat.stream(service.funnel, user, body.message, body.session_id,
-                                 body.count, use_llm=body.llm)  # fmt: skip
+                                 body.count, use_llm=body.llm, reranker=reranker)  # fmt: skip
             return StreamingResponse(
                 _sse(events, {"request_id": request_id, "variant": variant}),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         out = chat.reply(service.funnel, user, body.message, body.session_id, body.count,
-                         use_llm=body.llm)  # fmt: skip
+                         use_llm=body.llm, reranker=reranker)  # fmt: skip
         done = out["done"]
         response = ChatResponse(
             session_id=done["session_id"], request_id=request_id, user_id=body.user_id,

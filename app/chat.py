@@ -34,6 +34,7 @@ from llm.intent import RetrievalQuery, parse_intent
 from llm.intent_llm import IntentModel, merge
 from llm.prompts import PromptError, PromptRegistry
 from llm.reply import describe, fallback_reply, reply_is_grounded, stream_reply
+from llm.rerank import LLMReranker
 from ranking.base import FeedContext, RankedItem
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
 from retrieval.base import RequestContext
@@ -101,15 +102,16 @@ class ChatLLM:
     intent: bool = True
     reply: bool = True
     explain: bool = True
-    rerank: bool = False
     budget_ms: float = 5000.0
 
 
 class Chat:
     def __init__(
         self, search: TextSearch, titles: TitleIndex, sessions: SessionStore,
-        llm: ChatLLM | None = None, reranker=None,
+        llm: ChatLLM | None = None, reranker: LLMReranker | None = None,
     ) -> None:  # fmt: skip
+        """`reranker` is the default LLM re-rank (its weight is 0 where it is measured not
+        to help, which skips it); a request may bring its own (an experiment variant)."""
         self.search = search
         self.titles = titles
         self.sessions = sessions
@@ -203,11 +205,11 @@ class Chat:
 
     def reply(
         self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
-        count: int | None = None, use_llm: bool = True,
+        count: int | None = None, use_llm: bool = True, reranker: LLMReranker | None = None,
     ) -> dict:  # fmt: skip
         """The whole answer at once (the JSON endpoint): the stream, collected."""
         out: dict = {"reply": "", "explanations": {}}
-        for event in self.stream(funnel, user, message, session_id, count, use_llm):
+        for event in self.stream(funnel, user, message, session_id, count, use_llm, reranker):
             kind, data = event["event"], event["data"]
             if kind == "token":
                 out["reply"] += data
@@ -223,7 +225,7 @@ class Chat:
 
     def stream(
         self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
-        count: int | None = None, use_llm: bool = True,
+        count: int | None = None, use_llm: bool = True, reranker: LLMReranker | None = None,
     ) -> Iterator[dict]:  # fmt: skip
         """The reply as events, in order: `query`, `items`, `token`*, `reply`?,
         `explanations`*, `done`.
@@ -261,7 +263,8 @@ class Chat:
                                  user.demographics, user.disliked, user.history_times)  # fmt: skip
         ctx = FeedContext(request=request, page_size=max(k, 20))
         page = self.rules(funnel).apply(ctx, ranked)[: max(k, 20)]
-        page, rerank_ref = self._rerank(funnel, user, message, page, budget if llm else None)
+        page, rerank_ref = self._rerank(funnel, user, message, page, budget if llm else None,
+                                        reranker or self.reranker)  # fmt: skip
         if rerank_ref:
             prompts["rerank"] = rerank_ref
         page = page[:k]
@@ -385,16 +388,16 @@ class Chat:
 
     def _rerank(
         self, funnel: Funnel, user: UserState, message: str, page: list[RankedItem],
-        budget: Budget | None,
+        budget: Budget | None, reranker: LLMReranker | None,
     ) -> tuple[list[RankedItem], str | None]:  # fmt: skip
         """The LLM's listwise re-rank, when it is on for this model; else the page as is."""
-        if budget is None or self.reranker is None or not (self.llm and self.llm.rerank):
+        if budget is None or reranker is None:
             return page, None
         history = [funnel.summaries[i] for i in np.asarray(user.history)[-15:].tolist()
                    if i in funnel.summaries]  # fmt: skip
         candidates = [{"id": r.item_id, **_card(funnel, r.item_id), "score": r.score}
                       for r in page]  # fmt: skip
-        result = self.reranker.rerank(history, message, candidates, budget)
+        result = reranker.rerank(history, message, candidates, budget)
         if result.skipped:
             return page, None
         by_id = {r.item_id: r for r in page}

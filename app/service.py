@@ -39,8 +39,9 @@ from features.events import (
 )
 from features.nearline import InProcessNearline, NearlineState, RecentEvent, RedisNearline
 from features.store import FeatureStore, InProcessFeatureStore, RedisFeatureStore
-from llm.client import LLMError, client_from_settings
+from llm.client import Budget, LLMError, client_from_settings
 from llm.prompts import PromptError, PromptRegistry
+from llm.rerank import LLMReranker, resolve_weight
 from ranking.cold_start import OnboardingPicks
 from retrieval.base import RequestContext
 from retrieval.pipeline import latest_bundle
@@ -128,6 +129,7 @@ class Service:
             raise PromptError("invalid prompts:\n" + "\n".join(problems))
         self.llm = client_from_settings(settings, client, on_call=self.metrics.llm_call)
         self.llm_ready = False
+        self._rerankers: dict[bool | None, LLMReranker] = {}
         self._warm_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -217,6 +219,8 @@ class Service:
         signature = funnel.signature(state)
         precomputed = candidate_lists.decode(stored, signature)
         result = funnel.feed(state, query, variant, precomputed=precomputed)
+        if variant.llm_rerank and result.stage == "personalized" and self.llm.enabled:
+            self.llm_rerank_feed(state, result, funnel)
         if result.stage == "personalized":
             reused = "stored" if precomputed is not None else "live"
             self.metrics.candidate_lists.labels(outcome=reused).inc()
@@ -229,6 +233,26 @@ class Service:
         if state.stale:
             self.metrics.stale.inc()
         return Feed(result, variant.name, state.stale, funnel.version, known)
+
+    def llm_rerank_feed(self, state: UserState, result: FeedResult, funnel: Funnel) -> None:
+        """A variant's LLM re-rank of the page, in place, only within the feed's LLM budget
+        (the embedded models need seconds, more than a feed may wait: they are skipped)."""
+        start = time.perf_counter()
+        cards = [{"id": it.item_id, **{k: funnel.summaries[it.item_id][k]
+                                        for k in ("title", "year", "genres")},
+                  "score": it.score} for it in result.items]  # fmt: skip
+        history = [{k: funnel.summaries[i][k] for k in ("title", "year", "genres")}
+                   for i in state.history[-15:].tolist() if i in funnel.summaries]  # fmt: skip
+        out = self.reranker(True).rerank(history, None, cards,
+                                         Budget.of(self.settings.feed_llm_budget_ms))  # fmt: skip
+        result.timings_ms["llm_rerank"] = round((time.perf_counter() - start) * 1e3, 2)
+        if out.skipped:
+            self.metrics.errors.labels(component="llm_rerank_skipped").inc()
+            return
+        by_id = {it.item_id: it for it in result.items}
+        result.items = [by_id[i] for i in out.order]
+        for it in result.items:
+            it.sources = (*it.sources, "llm_rerank")
 
     def store_lists(self, user_id: int, signature, lists) -> None:
         """Keep a request's history-dependent lists for the next one (best effort)."""
@@ -274,12 +298,23 @@ class Service:
                 vectors = text_vectors(self.catalog, self.settings)
                 search = TextSearch(self.catalog.items, vectors, encode)
                 sessions = SessionStore(self.client, self.settings.redis_prefix)
-                llm = ChatLLM(
-                    self.llm, self.prompts, explain=self.settings.llm_explain,
-                    rerank=bool(self.settings.llm_rerank), budget_ms=self.settings.chat_budget_ms,
-                )  # fmt: skip
-                self._chat = Chat(search, TitleIndex(self.catalog.items), sessions, llm)
+                llm = ChatLLM(self.llm, self.prompts, explain=self.settings.llm_explain,
+                              budget_ms=self.settings.chat_budget_ms)  # fmt: skip
+                self._chat = Chat(search, TitleIndex(self.catalog.items), sessions, llm,
+                                  self.reranker(None))  # fmt: skip
             return self._chat
+
+    def reranker(self, variant_on: bool | None) -> LLMReranker:
+        """The LLM re-rank: the measured default per model (`variant_on` None), or switched
+        on by an experiment variant (True). Its weight is 0 where it is off."""
+        enabled = self.settings.llm_rerank if variant_on is None else variant_on
+        if enabled not in self._rerankers:
+            weight, scheme, calibrate = resolve_weight(self.settings.llm_model, enabled)
+            self._rerankers[enabled] = LLMReranker(
+                self.llm, self.prompts, weight=weight, scheme=scheme, calibrate=calibrate,
+                catalog_ids=self.item_ids,
+            )  # fmt: skip
+        return self._rerankers[enabled]
 
     def warm_llm(self) -> None:
         """Load the LLM and the chat's indexes before the first user needs them. If the

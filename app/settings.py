@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         "model (off for the embedded models, which did not beat the ranker on LOO-full).",
     )
     llm_explain: bool = Field(default=True, description="LLM-phrased one-line reasons.")
+    feed_llm_budget_ms: float = Field(
+        default=800.0, description="What a feed may spend on an experiment's LLM re-rank."
+    )
     chat_budget_ms: float = Field(
         default=5000.0,
         description="Chat's LLM work (intent, re-rank, reply, explanations) "

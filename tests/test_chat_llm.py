@@ -183,3 +183,30 @@ def test_chat_for_an_anonymous_user_has_no_history_claims(chat_with, api_service
     user = UserState(user_id=0, history=empty, history_times=empty)
     out = chat_with(api_service.llm).reply(api_service.funnel, user, "space adventure", None, 5)
     assert all("watched" not in c["reason"].lower() for c in out["items"])
+
+
+@pytest.fixture
+def llm_rerank_variant(api_service):
+    """Every user in a variant that switches the LLM re-rank on, for one test."""
+    from app.experiments import Assigner, ExperimentConfig, VariantConfig
+
+    kept = api_service.assigner, api_service.settings.feed_llm_budget_ms
+    config = ExperimentConfig(name="llm", salt="llm-test", holdout_share=0.0, control="llm",
+                              variants=[VariantConfig(name="llm", llm_rerank=True)])  # fmt: skip
+    api_service.assigner = Assigner(config)
+    yield api_service
+    api_service.assigner, api_service.settings.feed_llm_budget_ms = kept
+
+
+def test_a_variant_reranks_the_feed_with_the_llm_only_within_its_budget(llm_rerank_variant):
+    from app.funnel import FeedQuery
+
+    service = llm_rerank_variant
+    tight = service.feed(7, FeedQuery(k=12)).result  # the local model needs seconds: skipped
+    assert "llm_rerank" in tight.timings_ms and tight.timings_ms["llm_rerank"] < 500
+    assert all("llm_rerank" not in it.sources for it in tight.items)
+    service.settings.feed_llm_budget_ms = 30000
+    roomy = service.feed(7, FeedQuery(k=12)).result
+    assert len(roomy.items) == 12 and all("llm_rerank" in it.sources for it in roomy.items)
+    # the same page re-ordered (exploration draws per second, so a slot or two may differ)
+    assert len({it.item_id for it in roomy.items} & {it.item_id for it in tight.items}) >= 10
