@@ -32,6 +32,7 @@ from llm.client import Budget, LLMClient, LLMError
 from llm.explain import TitleGuard, phrase, template
 from llm.intent import RetrievalQuery, parse_intent
 from llm.intent_llm import IntentModel, merge
+from llm.local import strip_control_tokens
 from llm.prompts import PromptError, PromptRegistry
 from llm.reply import describe, fallback_reply, reply_is_grounded, stream_reply
 from llm.rerank import LLMReranker
@@ -239,6 +240,7 @@ class Chat:
         `done` {session_id, model, prompts, reply_source, timings_ms}.
         """
         start = time.perf_counter()
+        message = " ".join(strip_control_tokens(message).split()) or "a movie"
         timings: dict[str, float] = {}
         llm = self.llm if use_llm and self.llm is not None and self.llm.client.enabled else None
         budget = Budget.of(llm.budget_ms) if llm else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -91,6 +92,16 @@ def model_path(spec: LocalSpec, cache_dir: Path) -> Path:
         partial.replace(target)
         log.info("assembled %s (%.0f MB)", target, size / 1e6)
     return target
+
+
+_CONTROL = re.compile(r"<\|[^|<>]{0,40}\|>|</?s>|<(?:start|end)_of_turn>|<bos>|<eos>", re.I)
+
+
+def strip_control_tokens(text: str) -> str:
+    """User text without chat-template control tokens ("<|im_start|>system", "<bos>"): the
+    embedded models' prompts are tokenized with special tokens on, so a message must not
+    be able to open a turn of its own."""
+    return _CONTROL.sub(" ", text)
 
 
 def plain_prompt(messages: Sequence[dict]) -> str:

@@ -119,7 +119,7 @@ def call_prompt(
     try:
         if scorer is not None:
             value = scorer(client, prompt, inputs, budget)
-            text = json.dumps(value, ensure_ascii=False)
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             result = None
         elif spec.output_schema is not None:
             result = client.structured(
@@ -149,7 +149,10 @@ def call_prompt(
 
 # Prompts the embedded models answer by scoring, not generating: their eval runs the same
 # scoring the service does (module:function, imported on use).
-SCORED_PROMPTS = {"intent_local": "llm.intent_llm:eval_output"}
+SCORED_PROMPTS = {
+    "intent_local": "llm.intent_llm:eval_output",
+    "rerank_local": "llm.rerank:eval_output",
+}
 
 
 def _scorer(name: str) -> Callable[..., Any] | None:

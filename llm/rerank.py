@@ -438,3 +438,29 @@ __all__ = [
     "reciprocal_rank_scores",
     "resolve_weight",
 ]
+
+
+class _OnePrompt:
+    """A registry that holds one prompt (an eval case or a lab draft runs that text)."""
+
+    def __init__(self, prompt) -> None:
+        self.prompt = prompt
+
+    def get(self, name: str, version=None):
+        return self.prompt
+
+
+def eval_output(client: LLMClient, prompt, inputs: dict, budget=None) -> str:
+    """What `rerank_local` answers for its eval cases: the letter the embedded model scores
+    highest, with the measured scheme and calibration (it is scored, never generated)."""
+    measured = MEASURED.get(client.model, Measured(1.0, "forward+reversed", True, False))
+    reranker = LLMReranker(client, _OnePrompt(prompt), weight=1.0, scheme=measured.scheme,
+                           calibrate=measured.calibrate)  # fmt: skip
+    given = list(inputs["candidates"])
+    head = [RerankCandidate(id=i, title=c["title"], year=c.get("year"),
+                            genres=list(c.get("genres") or []), score=0.0)
+            for i, c in enumerate(given)]  # fmt: skip
+    scores = reranker._local_scores(list(inputs.get("history") or []), inputs.get("request"),
+                                    head, budget)  # fmt: skip
+    best = max(scores, key=lambda i: scores[i])
+    return str(given[best].get("label") or LABELS[best])

@@ -655,3 +655,14 @@ def test_lab_tab_builds_without_a_service(service: SimpleNamespace) -> None:
     with gr.Blocks() as blocks, gr.Tab("Prompt lab"):
         prompt_lab_tab(get_service)
     assert len(blocks.fns) >= 7
+
+
+def test_scored_prompts_are_evaluated_the_way_the_service_scores_them() -> None:
+    """intent_local is scored by the embedded model, not generated; its cases run that."""
+    from llm.client import client_from_settings
+
+    registry = PromptRegistry(SHIPPED)
+    client = client_from_settings(Settings(llm_model="local/smollm2"))
+    report = run_cases(registry, "intent_local", client)
+    assert report.total >= 10 and report.pass_rate >= 0.7, report.summary()
+    assert all(isinstance(r.output, dict) and "prefer_genres" in r.output for r in report.rows)
