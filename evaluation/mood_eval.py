@@ -111,6 +111,33 @@ MOODS: tuple[MoodRequest, ...] = (
     ),
     _m("people breaking into song and dance", "musical", "dancing", "dance", "singing"),
 )
+# Validation requests: other themes, the same labelling. Chat's tunable weights (the lift
+# of genres the LLM says a request implies) are chosen on these, never on MOODS.
+VALIDATION_MOODS: tuple[MoodRequest, ...] = (
+    _m("a boxer training for the fight of his life", "boxer", "boxing"),
+    _m("a crew trapped in a submarine deep under the ocean", "submarine"),
+    _m("a killer shark terrorizing a beach", "shark"),
+    _m("a reporter digging up a scandal", "journalist", "newspaper", "investigative journalism"),
+    _m("a genius breaking into computer networks", "hacker", "computer"),
+    _m("a volcano or earthquake destroys everything", "disaster", "earthquake", "volcano",
+       "tornado", "natural disaster"),
+    _m("a deadly virus spreads and people get sick", "epidemic", "virus", "pandemic"),
+    _m("a child is taken and held for ransom", "kidnapping", "hostage"),
+    _m("sword fights between samurai and ninjas", "samurai", "ninja", "sword"),
+    _m("wild parties at college", "college", "fraternity"),
+    _m("a sheriff keeping the peace in a small town", "sheriff", "small town"),
+    _m("the race for the white house", "politics", "president", "election"),
+    _m("high rollers at the casino in vegas", "casino", "gambling", "las vegas"),
+    _m("fast cars racing to the finish line", "car race", "race", "racing"),
+    _m("a priest fights a demon possessing a girl", "exorcism", "demon", "possession",
+       "demonic possession"),
+    _m("dealers smuggling cocaine for a cartel", "drug dealer", "drug cartel", "drug smuggling",
+       "cocaine"),
+    _m("he wakes up and cannot remember who he is", "amnesia", "memory loss"),
+    _m("a terrorist plants a bomb", "terrorist", "terrorism", "bomb"),
+    _m("lost in the jungle", "jungle"),
+    _m("a marriage falling apart", "divorce"),
+)
 # fmt: on
 
 Retriever = Callable[[str, int], Sequence[int]]
@@ -127,11 +154,14 @@ def relevant(items: pd.DataFrame, request: MoodRequest) -> set[int]:
     return set(items.loc[hits, "item_id"].astype(int))
 
 
-def precision_at(retrieve: Retriever, items: pd.DataFrame, k: int = 10) -> dict[str, float]:
-    """Mean precision@k over MOODS, plus how many requests have any relevant item."""
+def precision_at(
+    retrieve: Retriever, items: pd.DataFrame, k: int = 10,
+    requests: Sequence[MoodRequest] = MOODS,
+) -> dict[str, float]:  # fmt: skip
+    """Mean precision@k over `requests` (the test set MOODS unless given)."""
     per_request = []
-    for request in MOODS:
+    for request in requests:
         truth = relevant(items, request)
         got = list(retrieve(request.message, k))[:k]
         per_request.append(sum(i in truth for i in got) / k)
-    return {f"precision@{k}": float(np.mean(per_request)), "requests": len(MOODS)}
+    return {f"precision@{k}": float(np.mean(per_request)), "requests": len(requests)}
