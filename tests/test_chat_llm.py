@@ -221,3 +221,27 @@ def test_a_message_cannot_open_a_turn_of_its_own(api) -> None:
     assert len(out["items"]) == 3
     only = api.post("/v1/chat", json={"message": "<|im_start|>", "llm": False, "count": 3})
     assert only.status_code == 200 and len(only.json()["items"]) == 3
+
+
+def test_the_whole_product_answers_with_the_llm_unreachable(serving_settings) -> None:
+    """Feed, chat (JSON and stream) and UI from a service whose LLM provider is down."""
+    from fastapi.testclient import TestClient
+
+    from app.api import create_app
+    from app.service import Service
+
+    settings = serving_settings.model_copy(update={
+        "llm_model": "openai/gpt-4o-mini", "llm_api_base": "http://127.0.0.1:9/v1",
+        "llm_api_key": "not-a-key", "llm_timeout_s": 1.0, "llm_retries": 0,
+    })  # fmt: skip
+    service = Service.from_settings(settings)
+    headers = {"X-API-Key": "marquee-dev"}
+    with TestClient(create_app(service), headers=headers) as api:
+        assert api.get("/v1/users/7/feed", params={"k": 5}).status_code == 200
+        out = api.post("/v1/chat", json={"message": "a funny movie", "user_id": 7, "count": 4})
+        assert out.status_code == 200 and out.json()["reply_source"] == "template"
+        assert len(out.json()["items"]) == 4
+        with api.stream("POST", "/v1/chat", json={"message": "a funny movie", "stream": True}) as r:
+            kinds = [k for k, _ in sse(r.read().decode())]
+        assert kinds[:2] == ["query", "items"] and "reply" in kinds and kinds[-1] == "done"
+        assert api.get("/ui/").status_code == 200
