@@ -16,7 +16,6 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -91,7 +90,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     async def lifespan(app: FastAPI):
         if app.state.service is None:
             app.state.service = Service.from_settings(settings)
-        app.state.titles = TitleIndex(app.state.service.catalog.items)
+        app.state.titles = app.state.service.titles
         app.state.service.start_background()
         # Everything loaded so far lives until shutdown; freezing it keeps the collector
         # from re-scanning millions of long-lived objects (pauses of tens of ms) per request.
@@ -292,7 +291,7 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         session's last one ("something older"). Parsed by rules plus the LLM where the
         message supports it, searched within the constraints, personalised, ranked, and
         explained; with `stream` (or `Accept: text/event-stream`) as server-sent events."""
-        user = service.user_state(body.user_id)[0] if body.user_id else _anonymous()
+        user = service.user_state(body.user_id)[0] if body.user_id else UserState.anonymous()
         config = service.variant(body.user_id) if body.user_id else None
         variant = config.name if config else None
         reranker = service.reranker(True) if config and config.llm_rerank else None
@@ -366,11 +365,6 @@ def _sse(events, extra: dict):
     except Exception as exc:  # headers are sent: report the failure in-band, then end
         log.exception("chat stream failed")
         yield f"event: error\ndata: {json.dumps({'message': str(exc)[:200]})}\n\n"
-
-
-def _anonymous() -> UserState:
-    empty = np.empty(0, dtype=np.int64)
-    return UserState(user_id=0, history=empty, history_times=empty)
 
 
 class ObserveMiddleware:

@@ -35,7 +35,7 @@ from llm.intent_llm import IntentModel, merge
 from llm.local import strip_control_tokens
 from llm.prompts import PromptError, PromptRegistry
 from llm.reply import describe, fallback_reply, reply_is_grounded, stream_reply
-from llm.rerank import LLMReranker
+from llm.rerank import LABELS, LLMReranker
 from ranking.base import FeedContext, RankedItem
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
 from retrieval.base import RequestContext
@@ -53,6 +53,7 @@ RANKER_WEIGHT = 0.5  # the multi-task ranker's order, for known users, likewise
 # lifts trade theme matches for genre matches.
 PREFER_WEIGHT = 0.1
 EXPLAIN_RESERVE_S = 0.35  # do not start an explanation with less budget than this
+RERANK_HISTORY = 15  # watched titles the re-rank prompt sees
 INTENT_BUDGET_MS = 1200.0  # the proposal may not eat the reply's time
 
 
@@ -103,8 +104,6 @@ class ChatLLM:
 
     client: LLMClient
     prompts: PromptRegistry
-    intent: bool = True
-    reply: bool = True
     explain: bool = True
     budget_ms: float = 5000.0
 
@@ -152,7 +151,7 @@ class Chat:
         """The query for this turn and the prompt ref of an accepted LLM proposal (or None)."""
         base = parse_intent(message, self.genres, self.titles, previous)
         proposal = None
-        if use_llm and self.intent_model is not None and self.llm and self.llm.intent:
+        if use_llm and self.intent_model is not None:
             step = budget.sub(INTENT_BUDGET_MS) if budget is not None else None
             proposal = self.intent_model.propose(message, self.genres, previous, step)
         return merge(base, proposal, message, previous), proposal.prompt if proposal else None
@@ -205,6 +204,13 @@ class Chat:
                 fused[r.item_id] += RANKER_WEIGHT / (RRF_K + 1 + rank)
             order = sorted(fused, key=lambda i: (-fused[i], i))
         return [RankedItem(i, fused[i], sources=tuple(sorted(sources[i]))) for i in order]
+
+    def page(self, funnel: Funnel, user: UserState, query: RetrievalQuery, size: int):
+        """The candidates ranked and through the rules: the items a reply may show."""
+        request = RequestContext(user.user_id, user.history, int(time.time()),
+                                 user.demographics, user.disliked, user.history_times)  # fmt: skip
+        ctx = FeedContext(request=request, page_size=size)
+        return self.rules(funnel).apply(ctx, self.candidates(funnel, user, query))[:size]
 
     # the reply ----------------------------------------------------------------------------
 
@@ -263,18 +269,14 @@ class Chat:
             prompts["intent"] = intent_ref
         t = lap("understand", start)
         k = count or query.count
-        ranked = self.candidates(funnel, user, query)
-        t = lap("retrieval", t)
-        request = RequestContext(user.user_id, user.history, int(time.time()),
-                                 user.demographics, user.disliked, user.history_times)  # fmt: skip
-        ctx = FeedContext(request=request, page_size=max(k, 20))
-        page = self.rules(funnel).apply(ctx, ranked)[: max(k, 20)]
+        page = self.page(funnel, user, query, max(k, 20))
+        t = lap("retrieval_rank_rules", t)
         page, rerank_ref = self._rerank(funnel, user, message, page, budget if llm else None,
                                         reranker or self.reranker)  # fmt: skip
         if rerank_ref:
             prompts["rerank"] = rerank_ref
         page = page[:k]
-        t = lap("rank_and_rules", t)
+        lap("llm_rerank", t)
         session["query"] = query.model_dump()
         turn = {"message": message, "items": [r.item_id for r in page]}
         session["turns"] = [*session["turns"], turn][-MAX_TURNS:]
@@ -314,17 +316,10 @@ class Chat:
             return {"message": message, "genres": self.genres, "previous": None}
         if name == "intent_local":
             return {"message": message}
-        page = self.rules(funnel).apply(
-            FeedContext(request=RequestContext(user.user_id, user.history, int(time.time()),
-                                               user.demographics, user.disliked,
-                                               user.history_times), page_size=20),
-            self.candidates(funnel, user, query),
-        )[:20]  # fmt: skip
+        page = self.page(funnel, user, query, 20)
         if not page:
             raise ValueError(f"no candidates for {message!r}; try a broader request")
-        cards = [{"id": r.item_id, **_card(funnel, r.item_id)} for r in page]
-        history = [_card(funnel, i) for i in np.asarray(user.history)[-15:].tolist()
-                   if i in funnel.summaries]  # fmt: skip
+        history, cards = rerank_inputs(funnel, user.history, [(r.item_id, r.score) for r in page])
         if name == "chat_reply":
             return {"message": message, "summary": describe(query, funnel.title),
                     "titles": [c["title"] for c in cards[:3]]}  # fmt: skip
@@ -334,10 +329,9 @@ class Chat:
         if name == "rerank":
             return {"history": history, "request": message, "candidates": cards}
         if name == "rerank_local":
-            letters = [chr(ord("A") + i) for i in range(len(cards))]
             return {"history": history, "request": message,
-                    "candidates": [{**c, "label": x} for c, x in zip(cards, letters,
-                                                                     strict=True)]}  # fmt: skip
+                    "candidates": [{**c, "label": x} for c, x in zip(cards, LABELS,
+                                                                     strict=False)]}  # fmt: skip
         raise ValueError(f"chat does not fill the inputs of prompt {name!r}")
 
     def _reply(
@@ -346,7 +340,7 @@ class Chat:
     ) -> Iterator[dict]:  # fmt: skip
         """Stream the LLM's reply; on failure or an ungrounded reply, the template's."""
         fallback = fallback_reply(summary, titles)
-        if llm is None or not llm.reply or not titles:
+        if llm is None or not titles:
             yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
             return "template"
         try:
@@ -399,10 +393,8 @@ class Chat:
         """The LLM's listwise re-rank, when it is on for this model; else the page as is."""
         if budget is None or reranker is None:
             return page, None
-        history = [funnel.summaries[i] for i in np.asarray(user.history)[-15:].tolist()
-                   if i in funnel.summaries]  # fmt: skip
-        candidates = [{"id": r.item_id, **_card(funnel, r.item_id), "score": r.score}
-                      for r in page]  # fmt: skip
+        history, candidates = rerank_inputs(funnel, user.history,
+                                            [(r.item_id, r.score) for r in page])  # fmt: skip
         result = reranker.rerank(history, message, candidates, budget)
         if result.skipped:
             return page, None
@@ -413,6 +405,16 @@ class Chat:
 def _card(funnel: Funnel, item_id: int) -> dict:
     summary = funnel.summaries[item_id]
     return {"title": summary["title"], "year": summary["year"], "genres": summary["genres"]}
+
+
+def rerank_inputs(
+    funnel: Funnel, history: np.ndarray, items: Sequence[tuple[int, float]]
+) -> tuple[list[dict], list[dict]]:
+    """What the re-rank prompts are shown: the user's last items and the candidates (id,
+    title, year, genres, score), for chat, the prompt lab and the feed alike."""
+    past = [_card(funnel, i) for i in np.asarray(history)[-RERANK_HISTORY:].tolist()
+            if i in funnel.summaries]  # fmt: skip
+    return past, [{"id": i, **_card(funnel, i), "score": score} for i, score in items]
 
 
 def _add(fused: dict[int, float], sources: dict[int, set[str]], ids: Sequence[int],

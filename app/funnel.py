@@ -78,6 +78,12 @@ class UserState:
     disliked: frozenset[int] = frozenset()
     stale: bool = False  # True when served from the in-process snapshot
 
+    @classmethod
+    def anonymous(cls) -> UserState:
+        """A request without a user id (chat): no history, no profile."""
+        empty = np.empty(0, dtype=np.int64)
+        return cls(user_id=0, history=empty, history_times=empty)
+
 
 @dataclass
 class FeedItem:

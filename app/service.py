@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from app.experiments import DEFAULT_EXPERIMENTS, Assigner, VariantConfig, load_e
 from app.funnel import HISTORY_SOURCES, FeedQuery, FeedResult, Funnel, UserState
 from app.metrics import Metrics
 from app.settings import Settings
+from catalog.search import TitleIndex
 from catalog.tables import Catalog, load_catalog
 from features import candidate_lists
 from features.batch import UserHistory, push_batch_features
@@ -238,11 +240,10 @@ class Service:
         """A variant's LLM re-rank of the page, in place, only within the feed's LLM budget
         (the embedded models need seconds, more than a feed may wait: they are skipped)."""
         start = time.perf_counter()
-        cards = [{"id": it.item_id, **{k: funnel.summaries[it.item_id][k]
-                                        for k in ("title", "year", "genres")},
-                  "score": it.score} for it in result.items]  # fmt: skip
-        history = [{k: funnel.summaries[i][k] for k in ("title", "year", "genres")}
-                   for i in state.history[-15:].tolist() if i in funnel.summaries]  # fmt: skip
+        from app.chat import rerank_inputs
+
+        history, cards = rerank_inputs(funnel, state.history,
+                                       [(it.item_id, it.score) for it in result.items])  # fmt: skip
         out = self.reranker(True).rerank(history, None, cards,
                                          Budget.of(self.settings.feed_llm_budget_ms))  # fmt: skip
         result.timings_ms["llm_rerank"] = round((time.perf_counter() - start) * 1e3, 2)
@@ -290,7 +291,6 @@ class Service:
         with self._chat_lock:
             if self._chat is None:
                 from app.chat import Chat, ChatLLM, SessionStore
-                from catalog.search import TitleIndex
                 from retrieval.pipeline import text_vectors
                 from retrieval.text_encoder import encode
                 from retrieval.text_search import TextSearch
@@ -300,7 +300,7 @@ class Service:
                 sessions = SessionStore(self.client, self.settings.redis_prefix)
                 llm = ChatLLM(self.llm, self.prompts, explain=self.settings.llm_explain,
                               budget_ms=self.settings.chat_budget_ms)  # fmt: skip
-                self._chat = Chat(search, TitleIndex(self.catalog.items), sessions, llm,
+                self._chat = Chat(search, self.titles, sessions, llm,
                                   self.reranker(None))  # fmt: skip
             return self._chat
 
@@ -315,6 +315,12 @@ class Service:
                 catalog_ids=self.item_ids,
             )  # fmt: skip
         return self._rerankers[enabled]
+
+    @cached_property
+    def titles(self) -> TitleIndex:
+        """Title search over the catalog, one for the API, chat and UI (building it
+        tokenises every title)."""
+        return TitleIndex(self.catalog.items)
 
     def warm_llm(self) -> None:
         """Load the LLM and the chat's indexes before the first user needs them. If the

@@ -31,6 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +160,10 @@ class ResponseCache:
                 self._local.popitem(last=False)
 
 
+@lru_cache(maxsize=1)
 def _litellm():
-    """Import litellm once, offline: it would otherwise fetch a price list from GitHub."""
+    """Import and configure litellm once, offline: it would otherwise fetch a price list
+    from GitHub at import."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
@@ -419,14 +422,13 @@ class LLMClient:
 
     def score(
         self, prompt_text: str, options: Sequence[str], *, prompt: str | None = None,
-        budget: Budget | None = None, first_token: bool = False,
+        budget: Budget | None = None,
     ) -> list[float]:  # fmt: skip
-        """log P(option | prompt_text) per option: the embedded models only.
+        """log P(first token of option | prompt_text) per option, one forward pass in all
+        (options must start with distinct tokens): the embedded models only.
 
-        `first_token` scores only each option's first token: one forward pass in all
-        (options must start with distinct tokens). Remote chat APIs do not score
-        arbitrary continuations; callers use `structured` there instead (a real model
-        does that well, a 135M one does not).
+        Remote chat APIs do not score arbitrary continuations; callers use `structured`
+        there instead (a real model does that well, a 135M one does not).
         """
         model = self.local
         if model is None:
@@ -434,10 +436,7 @@ class LLMClient:
         if budget is not None:
             budget.check()
         start = time.perf_counter()
-        if first_token:
-            values = model.next_token_logprobs(prompt_text, list(options))
-        else:
-            values = model.continuation_logprobs(prompt_text, list(options))
+        values = model.next_token_logprobs(prompt_text, list(options))
         n = model.count_tokens(prompt_text)
         self._done("score", prompt, start, (n, 0))
         return [float(v) for v in values]

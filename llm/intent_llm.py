@@ -119,7 +119,7 @@ class IntentModel:
 
             rendered = prefilled(self.client.local, prompt.render(message=text))
             return np.array(self.client.score(rendered, options, prompt=prompt.ref,
-                                              budget=budget, first_token=True))  # fmt: skip
+                                              budget=budget))  # fmt: skip
 
         key = (self.client.model, prompt.ref, tuple(labels))
         with self._lock:

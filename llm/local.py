@@ -15,7 +15,6 @@ are found through the installed distributions' file lists instead.
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import itertools
 import logging
 import re
 import threading
@@ -191,7 +190,7 @@ class LocalModel:
 
     def warm_up(self) -> None:
         """The first evaluation allocates compute buffers (seconds); pay it at start-up."""
-        self.continuation_logprobs("Hello", [" there"])
+        self.next_token_logprobs("Hello", [" there"])
 
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=False))
@@ -209,30 +208,6 @@ class LocalModel:
         self.llama.reset()  # nothing of an earlier call may leak into this one's context
         self.llama.eval(tokens)
         return len(tokens)
-
-    def continuation_logprobs(self, prompt: str, options: Sequence[str]) -> np.ndarray:
-        """log P(option | prompt) for each option (summed over its tokens).
-
-        The prompt is evaluated once; each option's tokens are then fed one at a time
-        on top of it (the KV cache past the prompt is dropped between options).
-        """
-        out = np.zeros(len(options))
-        with self.lock:
-            n_prompt = self._eval_prompt(prompt)
-            first = self._last_logprobs()
-            for i, option in enumerate(options):
-                ids = self.llama.tokenize(option.encode(), add_bos=False, special=False)
-                if not ids:
-                    out[i] = -np.inf
-                    continue
-                total = first[ids[0]]
-                self.llama.n_tokens = n_prompt
-                for prev, nxt in itertools.pairwise(ids):
-                    self.llama.eval([prev])
-                    total += self._last_logprobs()[nxt]
-                out[i] = total
-            self.llama.n_tokens = n_prompt
-        return out
 
     def next_token_logprobs(self, prompt: str, labels: Sequence[str]) -> np.ndarray:
         """log P(first token of each label | prompt) in one forward pass: a verbalizer

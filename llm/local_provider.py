@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from litellm import CustomLLM
 from litellm.types.utils import Choices, Message, ModelResponse, Usage
 
-from llm.local import LocalModel, loaded
+from llm.local import loaded
 
 
 def _schema(optional_params: dict) -> dict | None:
@@ -31,7 +31,7 @@ def _deadline(timeout) -> float | None:
     return None if seconds is None else time.monotonic() + float(seconds)
 
 
-def _args(model: LocalModel, optional_params: dict) -> dict:
+def _args(optional_params: dict) -> dict:
     return {
         "max_tokens": int(optional_params.get("max_tokens") or 256),
         "temperature": float(optional_params.get("temperature") or 0.0),
@@ -46,7 +46,7 @@ class LocalProvider(CustomLLM):
         params = kwargs.get("optional_params") or {}
         text, prompt_tokens, completion_tokens = llm.chat(
             messages, schema=_schema(params), deadline=_deadline(kwargs.get("timeout")),
-            **_args(llm, params),
+            **_args(params),
         )  # fmt: skip
         return ModelResponse(
             model=f"local/{model}",
@@ -62,7 +62,7 @@ class LocalProvider(CustomLLM):
         count = 0
         for piece in llm.stream(messages, schema=_schema(params),
                                 deadline=_deadline(kwargs.get("timeout")),
-                                **_args(llm, params)):  # fmt: skip
+                                **_args(params)):  # fmt: skip
             count += 1
             yield {"text": piece, "is_finished": False, "finish_reason": None, "index": 0,
                    "tool_use": None, "usage": None}  # fmt: skip

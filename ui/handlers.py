@@ -15,16 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from threading import Lock
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import ValidationError
 
 from app.funnel import FeedQuery, UserState
 from app.schemas import Demographics
 from app.service import Unavailable
-from catalog.search import TitleIndex
 from features.events import Event, EventType
 
 if TYPE_CHECKING:
@@ -60,12 +57,6 @@ def parse_user_id(raw: str | float | None, *, required: bool) -> int | None:
     if not value.is_integer() or not 1 <= value <= MAX_USER_ID:
         raise UIError(f"User id must be a whole number from 1 up, not {text!r}.")
     return int(value)
-
-
-def anonymous_state() -> UserState:
-    """The state POST /v1/chat uses without a user id: no history, no profile."""
-    empty = np.empty(0, dtype=np.int64)
-    return UserState(user_id=0, history=empty, history_times=empty)
 
 
 def describe_user(service: Service, user_id: int | None) -> str:
@@ -161,7 +152,7 @@ def chat_turn(
         raise UIError(f"Please keep it under {MAX_MESSAGE} characters ({len(message)} now).")
     if count is not None and not 1 <= int(count) <= 50:
         raise UIError("Ask for between 1 and 50 titles.")
-    user = service.user_state(user_id)[0] if user_id else anonymous_state()
+    user = service.user_state(user_id)[0] if user_id else UserState.anonymous()
     turns = [_message(m) for m in history or []]
     turns += [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
     reply, cards, query, sid = "", [], {}, session_id
@@ -347,19 +338,6 @@ class Onboarded:
     resolved_titles: dict[str, int]
 
 
-_titles_lock = Lock()
-_titles: tuple[object, TitleIndex] | None = None
-
-
-def title_index(service: Service) -> TitleIndex:
-    """One index per catalog (building it tokenises every title: too slow per click)."""
-    global _titles
-    with _titles_lock:
-        if _titles is None or _titles[0] is not service.catalog:
-            _titles = (service.catalog, TitleIndex(service.catalog.items))
-        return _titles[1]
-
-
 def split_titles(text: str | None) -> list[str]:
     """One title per line (or `;`): commas are too common inside titles to split on."""
     raw = (text or "").replace(";", "\n").splitlines()
@@ -401,7 +379,7 @@ def onboard(
         demographics = Demographics(age=parse_age(age), gender=gender or None)
     except ValidationError as exc:
         raise UIError(_readable(exc)) from None
-    index = title_index(service)
+    index = service.titles
     resolved: dict[str, int] = {}
     missing: list[str] = []
     for title in titles:

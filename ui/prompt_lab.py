@@ -200,12 +200,12 @@ def inputs_from_request(service: Service, name: str, user_id: str, message: str)
         raise LabError("Choose a prompt first.")
     if not (message or "").strip():
         raise LabError("Type a request to fill the inputs from.")
-    from app.api import _anonymous
+    from app.funnel import UserState
 
     raw = (user_id or "").strip()
     if raw and not raw.isdigit():
         raise LabError(f"User id must be a number, got {raw!r}.")
-    user = service.user_state(int(raw))[0] if raw else _anonymous()
+    user = service.user_state(int(raw))[0] if raw else UserState.anonymous()
     try:
         inputs = service.chat().prompt_inputs(name, service.funnel, user, message.strip())
     except ValueError as exc:
