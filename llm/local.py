@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,8 +77,12 @@ def model_path(spec: LocalSpec, cache_dir: Path) -> Path:
         if not found:
             raise LocalModelMissing(f"{spec.packages[0]} holds no .gguf file")
         return found[0]
-    parts = [p for package in spec.packages for p in _package_files(package, "")
-             if ".gguf.part" in p.name]  # fmt: skip
+    parts = [
+        p
+        for package in spec.packages
+        for p in _package_files(package, "")
+        if ".gguf.part" in p.name
+    ]
     if len(parts) != len(spec.packages):
         raise LocalModelMissing(f"expected {len(spec.packages)} parts of {spec.filename}")
     target = cache_dir / "models" / spec.filename
@@ -114,19 +119,50 @@ def plain_prompt(messages: Sequence[dict]) -> str:
     return "\n\n".join(lines) + "\n\nAssistant:"
 
 
+@contextmanager
+def _without_weight_repacking() -> Iterator[None]:
+    """Load with llama.cpp's extra buffer types (weight repacking) off.
+
+    Why: on CPUs with AMX (Sapphire Rapids and later, which these machines are) a
+    `-march=native` build repacks the weights into AMX buffers and the first forward
+    pass segfaults in `ggml_backend_amx_mul_mat` (llama.cpp issue 20824). The models
+    here are 100-300M parameters; the plain kernels serve them at the speeds measured
+    in DESIGN.md. llama-cpp-python exposes no argument for it, so the default model
+    parameters are patched for the duration of one load (loads hold `_load_lock`).
+    """
+    import llama_cpp.llama_cpp as bindings  # the module `Llama` reads its defaults from
+
+    original = bindings.llama_model_default_params
+
+    def params():
+        out = original()
+        out.use_extra_bufts = False
+        return out
+
+    bindings.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = original
+
+
 class LocalModel:
     """One loaded model. llama-cpp contexts are not thread-safe: every use takes the lock."""
 
     def __init__(self, spec: LocalSpec, path: Path, threads: int = 2) -> None:
-        from llama_cpp import Llama
-
         self.spec = spec
         self.path = path
         self.lock = threading.Lock()
-        self.llama = Llama(
-            model_path=str(path), n_ctx=spec.context, n_threads=threads,
-            n_threads_batch=threads, verbose=False,
-        )  # fmt: skip
+        with _without_weight_repacking():
+            from llama_cpp import Llama
+
+            self.llama = Llama(
+                model_path=str(path),
+                n_ctx=spec.context,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
         self.n_vocab = self.llama.n_vocab()
 
     # chat -----------------------------------------------------------------------------
@@ -149,10 +185,15 @@ class LocalModel:
             raise TimeoutError("the local model stayed busy past the deadline")
 
     def stream(
-        self, messages: Sequence[dict], max_tokens: int = 256, temperature: float = 0.0,
-        stop: Sequence[str] | None = None, top_p: float | None = None,
-        schema: dict | None = None, deadline: float | None = None,
-    ) -> Iterator[str]:  # fmt: skip
+        self,
+        messages: Sequence[dict],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+        schema: dict | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[str]:
         """Text pieces (about one token each) as they are generated.
 
         `schema` constrains the output by grammar; `deadline` (time.monotonic()) stops
@@ -179,13 +220,17 @@ class LocalModel:
             self.lock.release()
 
     def chat(
-        self, messages: Sequence[dict], max_tokens: int = 256, temperature: float = 0.0,
-        stop: Sequence[str] | None = None, top_p: float | None = None,
-        schema: dict | None = None, deadline: float | None = None,
-    ) -> tuple[str, int, int]:  # fmt: skip
+        self,
+        messages: Sequence[dict],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+        schema: dict | None = None,
+        deadline: float | None = None,
+    ) -> tuple[str, int, int]:
         """(text, prompt tokens, completion tokens)."""
-        pieces = list(self.stream(messages, max_tokens, temperature, stop, top_p, schema,
-                                  deadline))  # fmt: skip
+        pieces = list(self.stream(messages, max_tokens, temperature, stop, top_p, schema, deadline))
         return "".join(pieces).strip(), self.count_tokens(self.format(messages)), len(pieces)
 
     def warm_up(self) -> None:
@@ -215,8 +260,9 @@ class LocalModel:
         with self.lock:
             self._eval_prompt(prompt)
             logprobs = self._last_logprobs()
-        ids = [self.llama.tokenize(label.encode(), add_bos=False, special=False)[0]
-               for label in labels]  # fmt: skip
+        ids = [
+            self.llama.tokenize(label.encode(), add_bos=False, special=False)[0] for label in labels
+        ]
         return logprobs[np.array(ids)]
 
     def format(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
@@ -229,9 +275,11 @@ class LocalModel:
         if not template:
             return plain_prompt(messages)
         formatter = Jinja2ChatFormatter(
-            template=template, eos_token="", bos_token="",
+            template=template,
+            eos_token="",
+            bos_token="",
             add_generation_prompt=add_generation_prompt,
-        )  # fmt: skip
+        )
         return formatter(messages=list(messages)).prompt
 
 
