@@ -110,8 +110,10 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     app.state.api_keys = keys
 
     auth = [Depends(require_key)]
-    responses = {401: {"description": "Missing or invalid API key"},
-                 422: {"description": "Invalid input"}}  # fmt: skip
+    responses = {
+        401: {"description": "Missing or invalid API key"},
+        422: {"description": "Invalid input"},
+    }
     with_404 = {**responses, 404: {"description": "Unknown item"}}
     # FastAPI answers 400 to a JSON body it cannot decode (e.g. bytes that are not UTF-8).
     with_body = {**responses, 400: {"description": "Unparseable request body"}}
@@ -148,8 +150,13 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
             )
         return frozenset(vocab[n.lower()] for n in names)
 
-    @app.get("/v1/users/{user_id}/feed", response_model=FeedResponse, dependencies=auth,
-             responses=responses, tags=["feed"])  # fmt: skip
+    @app.get(
+        "/v1/users/{user_id}/feed",
+        response_model=FeedResponse,
+        dependencies=auth,
+        responses=responses,
+        tags=["feed"],
+    )
     async def feed(
         service: Svc,
         user_id: UserId,
@@ -162,32 +169,50 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     ) -> JSONResponse:
         """The user's feed; an unknown user gets a cold-start feed, not a 404."""
         query = FeedQuery(
-            k=k, exclude=frozenset(exclude), maturity=maturity,
+            k=k,
+            exclude=frozenset(exclude),
+            maturity=maturity,
             include_genres=check_genres(service, genres, "genres"),
             exclude_genres=check_genres(service, exclude_genres, "exclude_genres"),
-        )  # fmt: skip
+        )
         if service.variant(user_id).llm_rerank:  # may wait on an LLM: off the event loop
             out = await run_in_threadpool(service.feed, user_id, query)
         else:
             out = service.feed(user_id, query)
         items = [
-            {**summary(service, it.item_id), "score": it.score, "sources": list(it.sources),
-             "reason": it.reason, "explain": {"objectives": it.objectives} if explain else None}
+            {
+                **summary(service, it.item_id),
+                "score": it.score,
+                "sources": list(it.sources),
+                "reason": it.reason,
+                "explain": {"objectives": it.objectives} if explain else None,
+            }
             for it in out.result.items
-        ]  # fmt: skip
+        ]
         body = {
-            "user_id": user_id, "request_id": uuid.uuid4().hex, "variant": out.variant,
-            "bundle": out.bundle, "stage": out.result.stage, "stale": out.stale, "items": items,
+            "user_id": user_id,
+            "request_id": uuid.uuid4().hex,
+            "variant": out.variant,
+            "bundle": out.bundle,
+            "stage": out.result.stage,
+            "stale": out.stale,
+            "items": items,
             "timings_ms": out.result.timings_ms if explain else None,
-        }  # fmt: skip
+        }
         # The hot path skips re-validating its own output (FeedResponse documents it and the
         # schema tests check it); that validation costs about a tenth of the request.
         return JSONResponse(body)
 
     # onboarding ------------------------------------------------------------------------
 
-    @app.post("/v1/users", response_model=OnboardingResponse, status_code=201,
-              dependencies=auth, responses=with_body, tags=["users"])  # fmt: skip
+    @app.post(
+        "/v1/users",
+        response_model=OnboardingResponse,
+        status_code=201,
+        dependencies=auth,
+        responses=with_body,
+        tags=["users"],
+    )
     def onboard(body: OnboardingRequest, service: Svc, index: Titles) -> OnboardingResponse:
         """Sign-up: demographics, liked genres and titles seed the cold-start feed."""
         genres = sorted(check_genres(service, body.liked_genres, "liked_genres"))
@@ -203,8 +228,9 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         liked = list(dict.fromkeys([*body.liked_item_ids, *resolved.values()]))
         profile = {
             "demographics": body.demographics.model_dump(exclude_none=True),
-            "liked_genres": genres, "liked_item_ids": liked,
-        }  # fmt: skip
+            "liked_genres": genres,
+            "liked_item_ids": liked,
+        }
         user_id = service.onboard(body.user_id, profile)
         return OnboardingResponse(
             user_id=user_id, liked_item_ids=liked, liked_genres=genres, resolved_titles=resolved
@@ -216,8 +242,13 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         if item_id not in service.item_ids:
             raise HTTPException(404, f"no item {item_id}")
 
-    @app.get("/v1/items/{item_id}", response_model=ItemDetail, dependencies=auth,
-             responses=with_404, tags=["items"])  # fmt: skip
+    @app.get(
+        "/v1/items/{item_id}",
+        response_model=ItemDetail,
+        dependencies=auth,
+        responses=with_404,
+        tags=["items"],
+    )
     def item(item_id: ItemId, service: Svc) -> ItemDetail:
         known_item(service, item_id)
         row = service.funnel.items.loc[item_id]
@@ -231,12 +262,20 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         return ItemDetail(
             **summary(service, item_id),
             overview=str(overview) if isinstance(overview, str) and overview else None,
-            popularity=int(row["popularity"]), impressions=shown, clicks=clicks,
-            likes=counts["like"].get(item_id, 0.0), ctr=clicks / shown if shown else None,
-        )  # fmt: skip
+            popularity=int(row["popularity"]),
+            impressions=shown,
+            clicks=clicks,
+            likes=counts["like"].get(item_id, 0.0),
+            ctr=clicks / shown if shown else None,
+        )
 
-    @app.get("/v1/items/{item_id}/similar", response_model=list[ScoredItem], dependencies=auth,
-             responses=with_404, tags=["items"])  # fmt: skip
+    @app.get(
+        "/v1/items/{item_id}/similar",
+        response_model=list[ScoredItem],
+        dependencies=auth,
+        responses=with_404,
+        tags=["items"],
+    )
     def similar(
         item_id: ItemId, service: Svc, k: Annotated[int, Query(ge=1, le=100)] = 10
     ) -> list[ScoredItem]:
@@ -247,8 +286,13 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
             for c in service.funnel.similar(item_id, k)
         ]
 
-    @app.get("/v1/search", response_model=list[ScoredItem], dependencies=auth,
-             responses=responses, tags=["items"])  # fmt: skip
+    @app.get(
+        "/v1/search",
+        response_model=list[ScoredItem],
+        dependencies=auth,
+        responses=responses,
+        tags=["items"],
+    )
     def search(
         service: Svc,
         index: Titles,
@@ -262,9 +306,14 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
 
     # events ----------------------------------------------------------------------------
 
-    @app.post("/v1/events", response_model=EventsResponse, status_code=202, dependencies=auth,
-              responses={**with_body, 503: {"description": "Event log unavailable"}},
-              tags=["events"])  # fmt: skip
+    @app.post(
+        "/v1/events",
+        response_model=EventsResponse,
+        status_code=202,
+        dependencies=auth,
+        responses={**with_body, 503: {"description": "Event log unavailable"}},
+        tags=["events"],
+    )
     def events(body: EventBatch, service: Svc) -> EventsResponse:
         """Append feedback to the event stream; a repeated `event_id` is a duplicate."""
         unknown = sorted({e.item_id for e in body.events} - service.item_ids)
@@ -275,17 +324,29 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
             raise HTTPException(422, "events: event_id must be unique within a batch")
         fresh = service.ingest(body.events)
         return EventsResponse(
-            accepted=sum(fresh), duplicates=len(fresh) - sum(fresh),
-            results=[EventResult(event_id=i, status="stored" if f else "duplicate")
-                     for i, f in zip(ids, fresh, strict=True)],
-        )  # fmt: skip
+            accepted=sum(fresh),
+            duplicates=len(fresh) - sum(fresh),
+            results=[
+                EventResult(event_id=i, status="stored" if f else "duplicate")
+                for i, f in zip(ids, fresh, strict=True)
+            ],
+        )
 
     # chat ------------------------------------------------------------------------------
 
-    @app.post("/v1/chat", response_model=ChatResponse, dependencies=auth,
-              responses={**with_body, 200: {"content": {"text/event-stream": {}},
-                                            "description": "JSON, or events when streaming"}},
-              tags=["chat"])  # fmt: skip
+    @app.post(
+        "/v1/chat",
+        response_model=ChatResponse,
+        dependencies=auth,
+        responses={
+            **with_body,
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "JSON, or events when streaming",
+            },
+        },
+        tags=["chat"],
+    )
     def chat(body: ChatRequest, request: Request, service: Svc) -> Response:
         """A mood request ("a 90s heist movie, nothing violent") or a follow-up to the
         session's last one ("something older"). Parsed by rules plus the LLM where the
@@ -299,28 +360,54 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
         streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
         request_id = uuid.uuid4().hex
         if streaming:
-            events = chat.stream(service.funnel, user, body.message, body.session_id,
-                                 body.count, use_llm=body.llm, reranker=reranker)  # fmt: skip
+            events = chat.stream(
+                service.funnel,
+                user,
+                body.message,
+                body.session_id,
+                body.count,
+                use_llm=body.llm,
+                reranker=reranker,
+            )
             return StreamingResponse(
                 _sse(events, {"request_id": request_id, "variant": variant}),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        out = chat.reply(service.funnel, user, body.message, body.session_id, body.count,
-                         use_llm=body.llm, reranker=reranker)  # fmt: skip
+        out = chat.reply(
+            service.funnel,
+            user,
+            body.message,
+            body.session_id,
+            body.count,
+            use_llm=body.llm,
+            reranker=reranker,
+        )
         done = out["done"]
         response = ChatResponse(
-            session_id=done["session_id"], request_id=request_id, user_id=body.user_id,
-            variant=variant, query=out["query"], reply=out["reply"].strip(),
-            reply_source=done["reply_source"], items=[ChatItem(**c) for c in out["items"]],
-            model=done["model"], prompts=done["prompts"], timings_ms=done["timings_ms"],
-        )  # fmt: skip
+            session_id=done["session_id"],
+            request_id=request_id,
+            user_id=body.user_id,
+            variant=variant,
+            query=out["query"],
+            reply=out["reply"].strip(),
+            reply_source=done["reply_source"],
+            items=[ChatItem(**c) for c in out["items"]],
+            model=done["model"],
+            prompts=done["prompts"],
+            timings_ms=done["timings_ms"],
+        )
         return JSONResponse(response.model_dump())
 
     # operations ------------------------------------------------------------------------
 
-    @app.post("/v1/admin/reload", response_model=ReloadResponse, dependencies=auth,
-              responses=responses, tags=["operations"])  # fmt: skip
+    @app.post(
+        "/v1/admin/reload",
+        response_model=ReloadResponse,
+        dependencies=auth,
+        responses=responses,
+        tags=["operations"],
+    )
     def reload(service: Svc) -> ReloadResponse:
         """Switch to the newest complete bundle, if there is one; requests keep flowing."""
         switched = service.reload()
@@ -341,9 +428,13 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
                 checks["redis"] = False
         # Redis down is degraded, not unready: feeds still come from the snapshot.
         ready = checks["bundle"]
-        body = {"ready": ready, "degraded": not all(checks.values()), "checks": checks,
-                "warm": bool(service and service.warm),
-                "bundle": service.funnel.version if service else None}  # fmt: skip
+        body = {
+            "ready": ready,
+            "degraded": not all(checks.values()),
+            "checks": checks,
+            "warm": bool(service and service.warm),
+            "bundle": service.funnel.version if service else None,
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)

@@ -93,9 +93,13 @@ class SessionStore:
 
 def filters_of(query: RetrievalQuery) -> Filters:
     return Filters(
-        frozenset(query.include_genres), frozenset(query.exclude_genres), query.year_min,
-        query.year_max, query.max_runtime, query.language,
-    )  # fmt: skip
+        frozenset(query.include_genres),
+        frozenset(query.exclude_genres),
+        query.year_min,
+        query.year_max,
+        query.max_runtime,
+        query.language,
+    )
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,13 @@ class ChatLLM:
 
 class Chat:
     def __init__(
-        self, search: TextSearch, titles: TitleIndex, sessions: SessionStore,
-        llm: ChatLLM | None = None, reranker: LLMReranker | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        search: TextSearch,
+        titles: TitleIndex,
+        sessions: SessionStore,
+        llm: ChatLLM | None = None,
+        reranker: LLMReranker | None = None,
+    ) -> None:
         """`reranker` is the default LLM re-rank (its weight is 0 where it is measured not
         to help, which skips it); a request may bring its own (an experiment variant)."""
         self.search = search
@@ -135,19 +143,27 @@ class Chat:
     def rules(self, funnel: Funnel) -> RulePipeline:
         key = id(funnel)
         if key not in self._rules:
-            self._rules = {key: RulePipeline(
-                [RemoveSeen(), ContentPolicy(funnel.meta),
-                 Diversity(funnel.meta, DiversityConfig(lambda_=DEFAULT_LAMBDA))],
-                critical={"remove_seen", "content_policy"},
-            )}  # fmt: skip
+            self._rules = {
+                key: RulePipeline(
+                    [
+                        RemoveSeen(),
+                        ContentPolicy(funnel.meta),
+                        Diversity(funnel.meta, DiversityConfig(lambda_=DEFAULT_LAMBDA)),
+                    ],
+                    critical={"remove_seen", "content_policy"},
+                )
+            }
         return self._rules[key]
 
     # understanding ------------------------------------------------------------------------
 
     def understand(
-        self, message: str, previous: RetrievalQuery | None, budget: Budget | None = None,
+        self,
+        message: str,
+        previous: RetrievalQuery | None,
+        budget: Budget | None = None,
         use_llm: bool = True,
-    ) -> tuple[RetrievalQuery, str | None]:  # fmt: skip
+    ) -> tuple[RetrievalQuery, str | None]:
         """The query for this turn and the prompt ref of an accepted LLM proposal (or None)."""
         base = parse_intent(message, self.genres, self.titles, previous)
         proposal = None
@@ -159,9 +175,12 @@ class Chat:
     # retrieval ----------------------------------------------------------------------------
 
     def request_ranking(
-        self, funnel: Funnel | None, query: RetrievalQuery, allowed=None,
+        self,
+        funnel: Funnel | None,
+        query: RetrievalQuery,
+        allowed=None,
         depth: int = TEXT_DEPTH,
-    ) -> tuple[dict[int, float], dict[int, set[str]]]:  # fmt: skip
+    ) -> tuple[dict[int, float], dict[int, set[str]]]:
         """Fused request scores: text hits, neighbours of named titles, implied genres."""
         filters = filters_of(query)
         fused: dict[int, float] = {}
@@ -188,8 +207,9 @@ class Chat:
         """Request hits and the user's taste inside the same constraints, then the ranker."""
         fused, sources = self.request_ranking(funnel, query)
         now = int(time.time()) if now is None else now
-        request = RequestContext(user.user_id, user.history, now, user.demographics,
-                                 user.disliked, user.history_times)  # fmt: skip
+        request = RequestContext(
+            user.user_id, user.history, now, user.demographics, user.disliked, user.history_times
+        )
         personal = len(user.history) > 0 and funnel.cold_start.needs_full_pipeline(request)
         lists = funnel.history_lists(user, now) if personal else {}
         if lists:
@@ -207,17 +227,29 @@ class Chat:
 
     def page(self, funnel: Funnel, user: UserState, query: RetrievalQuery, size: int):
         """The candidates ranked and through the rules: the items a reply may show."""
-        request = RequestContext(user.user_id, user.history, int(time.time()),
-                                 user.demographics, user.disliked, user.history_times)  # fmt: skip
+        request = RequestContext(
+            user.user_id,
+            user.history,
+            int(time.time()),
+            user.demographics,
+            user.disliked,
+            user.history_times,
+        )
         ctx = FeedContext(request=request, page_size=size)
         return self.rules(funnel).apply(ctx, self.candidates(funnel, user, query))[:size]
 
     # the reply ----------------------------------------------------------------------------
 
     def reply(
-        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
-        count: int | None = None, use_llm: bool = True, reranker: LLMReranker | None = None,
-    ) -> dict:  # fmt: skip
+        self,
+        funnel: Funnel,
+        user: UserState,
+        message: str,
+        session_id: str | None,
+        count: int | None = None,
+        use_llm: bool = True,
+        reranker: LLMReranker | None = None,
+    ) -> dict:
         """The whole answer at once (the JSON endpoint): the stream, collected."""
         out: dict = {"reply": "", "explanations": {}}
         for event in self.stream(funnel, user, message, session_id, count, use_llm, reranker):
@@ -235,9 +267,15 @@ class Chat:
         return out
 
     def stream(
-        self, funnel: Funnel, user: UserState, message: str, session_id: str | None,
-        count: int | None = None, use_llm: bool = True, reranker: LLMReranker | None = None,
-    ) -> Iterator[dict]:  # fmt: skip
+        self,
+        funnel: Funnel,
+        user: UserState,
+        message: str,
+        session_id: str | None,
+        count: int | None = None,
+        use_llm: bool = True,
+        reranker: LLMReranker | None = None,
+    ) -> Iterator[dict]:
         """The reply as events, in order: `query`, `items`, `token`*, `reply`?,
         `explanations`*, `done`.
 
@@ -271,8 +309,9 @@ class Chat:
         k = count or query.count
         page = self.page(funnel, user, query, max(k, 20))
         t = lap("retrieval_rank_rules", t)
-        page, rerank_ref = self._rerank(funnel, user, message, page, budget if llm else None,
-                                        reranker or self.reranker)  # fmt: skip
+        page, rerank_ref = self._rerank(
+            funnel, user, message, page, budget if llm else None, reranker or self.reranker
+        )
         if rerank_ref:
             prompts["rerank"] = rerank_ref
         page = page[:k]
@@ -284,31 +323,40 @@ class Chat:
 
         facts = item_facts(funnel, self.search, user, query, page)
         cards = [
-            {**funnel.summaries[r.item_id], "score": round(r.score, 5),
-             "sources": list(r.sources), "reason": template(f)}
+            {
+                **funnel.summaries[r.item_id],
+                "score": round(r.score, 5),
+                "sources": list(r.sources),
+                "reason": template(f),
+            }
             for r, f in zip(page, facts, strict=True)
-        ]  # fmt: skip
+        ]
         yield {"event": "query", "data": query.model_dump()}
         yield {"event": "items", "data": cards}
         lap("first_items", start)
 
         titles = [c["title"] for c in cards]
         summary = describe(query, funnel.title)
-        reply_source = yield from self._reply(llm, budget, message, summary, titles, prompts,
-                                              timings, start)  # fmt: skip
+        reply_source = yield from self._reply(
+            llm, budget, message, summary, titles, prompts, timings, start
+        )
         t = time.perf_counter()
         if llm is not None and llm.explain:
             yield from self._explain(llm, budget, facts, user, funnel, page, prompts)
         lap("explain", t)
         lap("total", start)
-        yield {"event": "done", "data": {
-            "session_id": session_id, "model": llm.client.model if llm else None,
-            "prompts": prompts, "reply_source": reply_source, "timings_ms": timings,
-        }}  # fmt: skip
+        yield {
+            "event": "done",
+            "data": {
+                "session_id": session_id,
+                "model": llm.client.model if llm else None,
+                "prompts": prompts,
+                "reply_source": reply_source,
+                "timings_ms": timings,
+            },
+        }
 
-    def prompt_inputs(
-        self, name: str, funnel: Funnel, user: UserState, message: str
-    ) -> dict:  # fmt: skip
+    def prompt_inputs(self, name: str, funnel: Funnel, user: UserState, message: str) -> dict:
         """A prompt's inputs as this chat would fill them for `message` and `user` (the
         prompt lab previews prompts on real candidates with these)."""
         query, _ = self.understand(message, None, use_llm=False)
@@ -321,23 +369,35 @@ class Chat:
             raise ValueError(f"no candidates for {message!r}; try a broader request")
         history, cards = rerank_inputs(funnel, user.history, [(r.item_id, r.score) for r in page])
         if name == "chat_reply":
-            return {"message": message, "summary": describe(query, funnel.title),
-                    "titles": [c["title"] for c in cards[:3]]}  # fmt: skip
+            return {
+                "message": message,
+                "summary": describe(query, funnel.title),
+                "titles": [c["title"] for c in cards[:3]],
+            }
         if name == "explain":
             facts = item_facts(funnel, self.search, user, query, page[:1])[0]
             return {"title": facts.title, "facts": facts.lines()}
         if name == "rerank":
             return {"history": history, "request": message, "candidates": cards}
         if name == "rerank_local":
-            return {"history": history, "request": message,
-                    "candidates": [{**c, "label": x} for c, x in zip(cards, LABELS,
-                                                                     strict=False)]}  # fmt: skip
+            return {
+                "history": history,
+                "request": message,
+                "candidates": [{**c, "label": x} for c, x in zip(cards, LABELS, strict=False)],
+            }
         raise ValueError(f"chat does not fill the inputs of prompt {name!r}")
 
     def _reply(
-        self, llm: ChatLLM | None, budget: Budget | None, message: str, summary: str,
-        titles: list[str], prompts: dict[str, str], timings: dict[str, float], start: float,
-    ) -> Iterator[dict]:  # fmt: skip
+        self,
+        llm: ChatLLM | None,
+        budget: Budget | None,
+        message: str,
+        summary: str,
+        titles: list[str],
+        prompts: dict[str, str],
+        timings: dict[str, float],
+        start: float,
+    ) -> Iterator[dict]:
         """Stream the LLM's reply; on failure or an ungrounded reply, the template's."""
         fallback = fallback_reply(summary, titles)
         if llm is None or not titles:
@@ -368,9 +428,15 @@ class Chat:
         return "template"
 
     def _explain(
-        self, llm: ChatLLM, budget: Budget | None, facts, user: UserState, funnel: Funnel,
-        page: Sequence[RankedItem], prompts: dict[str, str],
-    ) -> Iterator[dict]:  # fmt: skip
+        self,
+        llm: ChatLLM,
+        budget: Budget | None,
+        facts,
+        user: UserState,
+        funnel: Funnel,
+        page: Sequence[RankedItem],
+        prompts: dict[str, str],
+    ) -> Iterator[dict]:
         """LLM-phrased reasons, best item first, while the budget lasts."""
         try:
             prompt = llm.prompts.get("explain")
@@ -387,14 +453,20 @@ class Chat:
                 yield {"event": "explanations", "data": {item.item_id: text}}
 
     def _rerank(
-        self, funnel: Funnel, user: UserState, message: str, page: list[RankedItem],
-        budget: Budget | None, reranker: LLMReranker | None,
-    ) -> tuple[list[RankedItem], str | None]:  # fmt: skip
+        self,
+        funnel: Funnel,
+        user: UserState,
+        message: str,
+        page: list[RankedItem],
+        budget: Budget | None,
+        reranker: LLMReranker | None,
+    ) -> tuple[list[RankedItem], str | None]:
         """The LLM's listwise re-rank, when it is on for this model; else the page as is."""
         if budget is None or reranker is None:
             return page, None
-        history, candidates = rerank_inputs(funnel, user.history,
-                                            [(r.item_id, r.score) for r in page])  # fmt: skip
+        history, candidates = rerank_inputs(
+            funnel, user.history, [(r.item_id, r.score) for r in page]
+        )
         result = reranker.rerank(history, message, candidates, budget)
         if result.skipped:
             return page, None
@@ -412,13 +484,21 @@ def rerank_inputs(
 ) -> tuple[list[dict], list[dict]]:
     """What the re-rank prompts are shown: the user's last items and the candidates (id,
     title, year, genres, score), for chat, the prompt lab and the feed alike."""
-    past = [_card(funnel, i) for i in np.asarray(history)[-RERANK_HISTORY:].tolist()
-            if i in funnel.summaries]  # fmt: skip
+    past = [
+        _card(funnel, i)
+        for i in np.asarray(history)[-RERANK_HISTORY:].tolist()
+        if i in funnel.summaries
+    ]
     return past, [{"id": i, **_card(funnel, i), "score": score} for i, score in items]
 
 
-def _add(fused: dict[int, float], sources: dict[int, set[str]], ids: Sequence[int],
-         weight: float, source: str) -> None:  # fmt: skip
+def _add(
+    fused: dict[int, float],
+    sources: dict[int, set[str]],
+    ids: Sequence[int],
+    weight: float,
+    source: str,
+) -> None:
     for rank, item in enumerate(ids):
         fused[item] = fused.get(item, 0.0) + weight / (RRF_K + 1 + rank)
         sources.setdefault(item, set()).add(source)
@@ -427,13 +507,19 @@ def _add(fused: dict[int, float], sources: dict[int, set[str]], ids: Sequence[in
 def _pooled(order: Sequence[int], lists: dict) -> list[PooledCandidate]:
     """Chat candidates as the ranker sees feed candidates: membership and rank in the
     history-dependent sources (two-tower, co-visitation, content) where they have them."""
-    ranks = {name: {c.item_id: (r, c.score) for r, c in enumerate(cands)}
-             for name, cands in lists.items()}  # fmt: skip
+    ranks = {
+        name: {c.item_id: (r, c.score) for r, c in enumerate(cands)}
+        for name, cands in lists.items()
+    }
     out = []
     for item in order:
         found = {name: hit for name, table in ranks.items() if (hit := table.get(item))}
-        out.append(PooledCandidate(
-            item, tuple(found), {n: float(s) for n, (_, s) in found.items()},
-            {n: int(r) for n, (r, _) in found.items()},
-        ))  # fmt: skip
+        out.append(
+            PooledCandidate(
+                item,
+                tuple(found),
+                {n: float(s) for n, (_, s) in found.items()},
+                {n: int(r) for n, (r, _) in found.items()},
+            )
+        )
     return out

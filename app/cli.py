@@ -75,10 +75,14 @@ def data_prepare(
             progress.update(task, description=f"preparing {name}")
             cat = load_catalog(name, settings, rebuild=rebuild)
             table.add_row(
-                name, cat.version, f"{len(cat.items):,}", f"{len(cat.users):,}",
-                f"{len(cat.events):,}", f"{int((cat.items['overview'] != '').sum()):,}",
+                name,
+                cat.version,
+                f"{len(cat.items):,}",
+                f"{len(cat.users):,}",
+                f"{len(cat.events):,}",
+                f"{int((cat.items['overview'] != '').sum()):,}",
                 str(catalog_dir(name, settings)),
-            )  # fmt: skip
+            )
             progress.advance(task)
     console.print(table)
 
@@ -100,12 +104,23 @@ def data_split(dataset: str = typer.Option("ml-latest-small")) -> None:
 
 def _print_report(report: Report) -> None:
     console.print(report.stats_markdown())
-    table = Table("model", "params", "Recall@10", "NDCG@10", "MRR@10", "AUC", "Cov@10",
-                  title="LOO-full test (params tuned on validation)")  # fmt: skip
+    table = Table(
+        "model",
+        "params",
+        "Recall@10",
+        "NDCG@10",
+        "MRR@10",
+        "AUC",
+        "Cov@10",
+        title="LOO-full test (params tuned on validation)",
+    )
     for r in report.results:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != "iterations")
-        table.add_row(r.name, params or "-", *(f"{r.test[m]:.4f}" for m in
-                      ("recall@10", "ndcg@10", "mrr@10", "auc", "coverage@10")))  # fmt: skip
+        table.add_row(
+            r.name,
+            params or "-",
+            *(f"{r.test[m]:.4f}" for m in ("recall@10", "ndcg@10", "mrr@10", "auc", "coverage@10")),
+        )
     console.print(table)
     for section in report.sections:
         console.print(Markdown(section))

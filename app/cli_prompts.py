@@ -61,9 +61,12 @@ def list_cmd() -> None:
         except PromptError:
             cases = "[red]invalid[/]"
         table.add_row(
-            name, ", ".join(f"v{v}" for v in versions), f"v{live}" if live else "[red]none[/]",
-            cases, description,
-        )  # fmt: skip
+            name,
+            ", ".join(f"v{v}" for v in versions),
+            f"v{live}" if live else "[red]none[/]",
+            cases,
+            description,
+        )
     console.print(table)
 
 
@@ -164,10 +167,12 @@ def eval_cmd(
     table = Table("case", "result", "ms", "output", "failed checks", title=prompt.ref)
     for row in report.rows:
         table.add_row(
-            row.id, "[green]pass[/]" if row.passed else "[bold red]FAIL[/]",
-            f"{row.latency_ms:.0f}", escape(_short(row.output if row.error is None else "-")),
+            row.id,
+            "[green]pass[/]" if row.passed else "[bold red]FAIL[/]",
+            f"{row.latency_ms:.0f}",
+            escape(_short(row.output if row.error is None else "-")),
             escape("\n".join(row.reasons)),
-        )  # fmt: skip
+        )
     console.print(table)
     colour = "green" if report.passed == report.total else "yellow"
     console.print(f"[bold {colour}]{escape(report.summary())}[/]")

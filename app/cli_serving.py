@@ -53,9 +53,14 @@ def serve_cmd(
     mode = f"Redis {settings.redis_url}" if settings.redis_url else "in-process store (no Redis)"
     console.print(f"serving on http://{host}:{port} ({mode}); API docs at /docs")
     uvicorn.run(
-        "app.api:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False,
-    )  # fmt: skip
+        "app.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def worker_cmd(
@@ -72,9 +77,12 @@ def worker_cmd(
     settings = get_settings()
     client = _client(settings)
     worker = StreamWorker(
-        client, settings.redis_prefix, RedisNearline(client, settings.redis_prefix),
-        consumer=consumer, config=WorkerConfig(batch=batch, claim_idle_ms=claim_idle_ms),
-    )  # fmt: skip
+        client,
+        settings.redis_prefix,
+        RedisNearline(client, settings.redis_prefix),
+        consumer=consumer,
+        config=WorkerConfig(batch=batch, claim_idle_ms=claim_idle_ms),
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -180,15 +180,27 @@ class Funnel:
         meta = ItemMeta.from_frame(catalog.items)
         new_items = np.setdiff1d(all_items, rated)
         log.info("funnel %s built in %.1fs", folder.name, time.perf_counter() - started)
-        return cls(folder.name, catalog, merger, ranker, meta, cold, trending, covisit,
-                   content, new_items.tolist())  # fmt: skip
+        return cls(
+            folder.name,
+            catalog,
+            merger,
+            ranker,
+            meta,
+            cold,
+            trending,
+            covisit,
+            content,
+            new_items.tolist(),
+        )
 
     # live inputs -------------------------------------------------------------------------
 
     def refresh_live(
-        self, trending: Sequence[tuple[int, float]], clicks: Mapping[int, float],
+        self,
+        trending: Sequence[tuple[int, float]],
+        clicks: Mapping[int, float],
         impressions: Mapping[int, float],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """New trending list and bandit posteriors from the nearline counters."""
         self.trending.update(trending)
         bandit = BetaBandit.from_ctr(CTR_PRIOR)
@@ -206,13 +218,15 @@ class Funnel:
             if lambda_ not in self._pipelines:
                 self._pipelines[lambda_] = RulePipeline(
                     [
-                        RemoveSeen(), GenreFilter(self.meta), ContentPolicy(self.meta),
+                        RemoveSeen(),
+                        GenreFilter(self.meta),
+                        ContentPolicy(self.meta),
                         FreshnessBoost(self.meta),
                         Diversity(self.meta, DiversityConfig(lambda_=lambda_)),
                         self.exploration,
                     ],
                     critical={"remove_seen", "genre_filter", "content_policy"},
-                )  # fmt: skip
+                )
             return self._pipelines[lambda_]
 
     def signature(self, user: UserState) -> np.ndarray:
@@ -229,10 +243,13 @@ class Funnel:
     def history_lists(self, user: UserState, now: int | None = None) -> dict[str, list[Candidate]]:
         """The history-dependent sources' lists for `user`, as a request would compute them."""
         request = RequestContext(
-            user_id=user.user_id, history=user.history,
-            timestamp=int(time.time()) if now is None else now, demographics=user.demographics,
-            exclude=user.disliked, history_times=user.history_times,
-        )  # fmt: skip
+            user_id=user.user_id,
+            history=user.history,
+            timestamp=int(time.time()) if now is None else now,
+            demographics=user.demographics,
+            exclude=user.disliked,
+            history_times=user.history_times,
+        )
         others = {s.name: [] for s in self.merger.sources if s.name not in HISTORY_SOURCES}
         lists = self.merger.gather(request, others).lists
         return {name: lists[name] for name in HISTORY_SOURCES if name in lists}
@@ -248,14 +265,20 @@ class Funnel:
         """The page; `precomputed` are stored history-dependent lists matching `signature`."""
         now = int(time.time()) if now is None else now
         request = RequestContext(
-            user_id=user.user_id, history=user.history, timestamp=now,
-            demographics=user.demographics, exclude=query.exclude | user.disliked,
+            user_id=user.user_id,
+            history=user.history,
+            timestamp=now,
+            demographics=user.demographics,
+            exclude=query.exclude | user.disliked,
             history_times=user.history_times,
-        )  # fmt: skip
+        )
         ctx = FeedContext(
-            request=request, page_size=query.k, maturity=query.maturity,
-            include_genres=query.include_genres, exclude_genres=query.exclude_genres,
-        )  # fmt: skip
+            request=request,
+            page_size=query.k,
+            maturity=query.maturity,
+            include_genres=query.include_genres,
+            exclude_genres=query.exclude_genres,
+        )
         timings: dict[str, float] = {}
         stage = self.cold_start.stage(request, user.picks)
         if stage is ColdStage.FULL_PIPELINE:
@@ -351,8 +374,12 @@ class Funnel:
 
     def _covisit_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:
         """The recent history item most co-visited with each page item (None: no link)."""
-        return _anchors(self.covisit.universe, items, recent,
-                        lambda h, c: self.covisit.neighbours[h][:, c].toarray())  # fmt: skip
+        return _anchors(
+            self.covisit.universe,
+            items,
+            recent,
+            lambda h, c: self.covisit.neighbours[h][:, c].toarray(),
+        )
 
     def _content_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:
         """The recent history item whose text is closest to each page item's."""
@@ -382,11 +409,16 @@ def _summaries(items) -> dict[int, dict]:
     page item costs more than the ranker."""
     years = items["year"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     return {
-        int(item): {"item_id": int(item), "title": str(title),
-                    "year": None if np.isnan(year) else int(year), "genres": [str(g) for g in gs]}
-        for item, title, year, gs in zip(items["item_id"], items["title"], years, items["genres"],
-                                         strict=True)
-    }  # fmt: skip
+        int(item): {
+            "item_id": int(item),
+            "title": str(title),
+            "year": None if np.isnan(year) else int(year),
+            "genres": [str(g) for g in gs],
+        }
+        for item, title, year, gs in zip(
+            items["item_id"], items["title"], years, items["genres"], strict=True
+        )
+    }
 
 
 def _anchors(universe, items: list[int], recent: np.ndarray, affinity) -> list[int | None]:

@@ -21,8 +21,11 @@ from retrieval.text_search import TextSearch, as_list
 
 MAX_KEYWORDS = 2
 _WORD = re.compile(r"[a-z]+")
-SOURCE_WORDS = {"taste": "your taste", "request": "your request",
-                "implied_genre": "the mood you described"}  # fmt: skip
+SOURCE_WORDS = {
+    "taste": "your taste",
+    "request": "your request",
+    "implied_genre": "the mood you described",
+}
 
 
 def _stems(search: TextSearch, text: str) -> set[str]:
@@ -45,9 +48,12 @@ def matched_keywords(search: TextSearch, item_id: int, stems: set[str]) -> tuple
 
 
 def item_facts(
-    funnel: Funnel, search: TextSearch, user: UserState, query: RetrievalQuery,
+    funnel: Funnel,
+    search: TextSearch,
+    user: UserState,
+    query: RetrievalQuery,
     page: Sequence[RankedItem],
-) -> list[Facts]:  # fmt: skip
+) -> list[Facts]:
     ids = [r.item_id for r in page]
     recent = np.asarray(user.history[-RECENT_FOR_REASONS:], dtype=np.int64)
     anchors: list[int | None] = [None] * len(ids)
@@ -62,15 +68,18 @@ def item_facts(
     for item, anchor in zip(page, anchors, strict=True):
         summary = funnel.summaries[item.item_id]
         sources = set(item.sources)
-        source = next((SOURCE_WORDS[s] for s in ("taste", "implied_genre", "request")
-                       if s in sources), None)  # fmt: skip
-        out.append(Facts(
-            title=summary["title"],
-            watched=(funnel.title(anchor),) if anchor is not None else (),
-            like_title=like if "similar" in sources else None,
-            genres=tuple(g for g in summary["genres"] if g in wanted),
-            keywords=matched_keywords(search, item.item_id, stems),
-            moods=tuple(query.mood_terms[:2]),
-            source=source,
-        ))  # fmt: skip
+        source = next(
+            (SOURCE_WORDS[s] for s in ("taste", "implied_genre", "request") if s in sources), None
+        )
+        out.append(
+            Facts(
+                title=summary["title"],
+                watched=(funnel.title(anchor),) if anchor is not None else (),
+                like_title=like if "similar" in sources else None,
+                genres=tuple(g for g in summary["genres"] if g in wanted),
+                keywords=matched_keywords(search, item.item_id, stems),
+                moods=tuple(query.mood_terms[:2]),
+                source=source,
+            )
+        )
     return out

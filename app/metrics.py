@@ -41,49 +41,72 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "marquee_requests", "HTTP requests by route and status.", ["route", "status"],
+            "marquee_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
             registry=r,
-        )  # fmt: skip
+        )
         self.latency = Histogram(
-            "marquee_request_seconds", "HTTP request latency by route.", ["route"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "marquee_request_seconds",
+            "HTTP request latency by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.stage = Histogram(
-            "marquee_stage_seconds", "Feed latency per funnel stage.", ["stage"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "marquee_stage_seconds",
+            "Feed latency per funnel stage.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.errors = Counter(
-            "marquee_errors", "Failures that were degraded instead of surfaced, by component.",
-            ["component"], registry=r,
-        )  # fmt: skip
+            "marquee_errors",
+            "Failures that were degraded instead of surfaced, by component.",
+            ["component"],
+            registry=r,
+        )
         self.stale = Counter(
             "marquee_stale_responses", "Feeds served from the in-process snapshot.", registry=r
         )
         self.events = Counter(
-            "marquee_events", "Ingested events by type and outcome.", ["type", "outcome"],
+            "marquee_events",
+            "Ingested events by type and outcome.",
+            ["type", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.candidate_lists = Counter(
-            "marquee_candidate_lists", "Personalized feeds by where their history-dependent "
-            "candidate lists came from (stored nearline or computed live).", ["outcome"],
+            "marquee_candidate_lists",
+            "Personalized feeds by where their history-dependent "
+            "candidate lists came from (stored nearline or computed live).",
+            ["outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.llm_calls = Counter(
-            "marquee_llm_calls", "LLM calls by kind, prompt and outcome (ok, cached, error).",
-            ["kind", "prompt", "outcome"], registry=r,
-        )  # fmt: skip
+            "marquee_llm_calls",
+            "LLM calls by kind, prompt and outcome (ok, cached, error).",
+            ["kind", "prompt", "outcome"],
+            registry=r,
+        )
         self.llm_latency = Histogram(
-            "marquee_llm_seconds", "LLM call latency by kind.", ["kind"],
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), registry=r,
-        )  # fmt: skip
+            "marquee_llm_seconds",
+            "LLM call latency by kind.",
+            ["kind"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+            registry=r,
+        )
         self.llm_tokens = Counter(
-            "marquee_llm_tokens", "Tokens spent by LLM calls (prompt, completion).", ["type"],
+            "marquee_llm_tokens",
+            "Tokens spent by LLM calls (prompt, completion).",
+            ["type"],
             registry=r,
-        )  # fmt: skip
+        )
         self.bundle = Gauge(
-            "marquee_bundle_info", "The model bundle being served (value 1).", ["version"],
+            "marquee_bundle_info",
+            "The model bundle being served (value 1).",
+            ["version"],
             registry=r,
-        )  # fmt: skip
+        )
         self.registry.register(_Freshness(freshness))
 
     def llm_call(self, record) -> None:

@@ -22,11 +22,14 @@ class OnboardingRequest(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"demographics": {"age": 34, "gender": "F"}, "liked_genres": ["Comedy"],
-                 "liked_titles": ["toy story"]},
+                {
+                    "demographics": {"age": 34, "gender": "F"},
+                    "liked_genres": ["Comedy"],
+                    "liked_titles": ["toy story"],
+                },
             ]
         },
-    )  # fmt: skip
+    )
 
     user_id: int | None = Field(
         default=None, ge=1, le=2**62, description="Omit to have the service allocate one."
@@ -35,9 +38,10 @@ class OnboardingRequest(BaseModel):
     liked_genres: list[str] = Field(default_factory=list, max_length=20)
     liked_item_ids: list[int] = Field(default_factory=list, max_length=50)
     liked_titles: list[str] = Field(
-        default_factory=list, max_length=20,
+        default_factory=list,
+        max_length=20,
         description="Free-text titles, resolved to items by title search.",
-    )  # fmt: skip
+    )
 
 
 class OnboardingResponse(BaseModel):
@@ -121,19 +125,24 @@ class ReloadResponse(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [
-            {"message": "something light and funny for a rainy Sunday, no horror",
-             "user_id": 7},
-            {"message": "something older", "session_id": "0f8e4c2a9b7d4e1f"},
-        ]},
-    )  # fmt: skip
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "something light and funny for a rainy Sunday, no horror",
+                    "user_id": 7,
+                },
+                {"message": "something older", "session_id": "0f8e4c2a9b7d4e1f"},
+            ]
+        },
+    )
 
     message: str = Field(min_length=1, max_length=500)
     user_id: int | None = Field(default=None, ge=1, le=2**62, description="For personalisation.")
     session_id: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
         description="Continue a conversation; omit to start one (the reply carries its id).",
-    )  # fmt: skip
+    )
     count: int | None = Field(default=None, ge=1, le=50, description="Default: as asked, or 10.")
     stream: bool = Field(
         default=False,

@@ -109,8 +109,10 @@ class Service:
         self.events: EventLog
         if client is None:
             self.store, self.nearline, self.events = (
-                self.snapshot, InProcessNearline(), InProcessEventLog()
-            )  # fmt: skip
+                self.snapshot,
+                InProcessNearline(),
+                InProcessEventLog(),
+            )
         else:
             prefix = settings.redis_prefix
             self.store = RedisFeatureStore(client, prefix)
@@ -242,10 +244,12 @@ class Service:
         start = time.perf_counter()
         from app.chat import rerank_inputs
 
-        history, cards = rerank_inputs(funnel, state.history,
-                                       [(it.item_id, it.score) for it in result.items])  # fmt: skip
-        out = self.reranker(True).rerank(history, None, cards,
-                                         Budget.of(self.settings.feed_llm_budget_ms))  # fmt: skip
+        history, cards = rerank_inputs(
+            funnel, state.history, [(it.item_id, it.score) for it in result.items]
+        )
+        out = self.reranker(True).rerank(
+            history, None, cards, Budget.of(self.settings.feed_llm_budget_ms)
+        )
         result.timings_ms["llm_rerank"] = round((time.perf_counter() - start) * 1e3, 2)
         if out.skipped:
             self.metrics.errors.labels(component="llm_rerank_skipped").inc()
@@ -260,8 +264,9 @@ class Service:
         if set(lists) != set(HISTORY_SOURCES):  # a failed source: nothing reusable
             return
         try:
-            self.store.put_user(user_id, candidate_lists.GROUP,
-                                candidate_lists.encode(signature, lists))  # fmt: skip
+            self.store.put_user(
+                user_id, candidate_lists.GROUP, candidate_lists.encode(signature, lists)
+            )
         except (redis.RedisError, ValueError) as exc:
             self.metrics.errors.labels(component="candidate_lists").inc()
             log.warning("could not store candidate lists: %s", exc)
@@ -298,10 +303,13 @@ class Service:
                 vectors = text_vectors(self.catalog, self.settings)
                 search = TextSearch(self.catalog.items, vectors, encode)
                 sessions = SessionStore(self.client, self.settings.redis_prefix)
-                llm = ChatLLM(self.llm, self.prompts, explain=self.settings.llm_explain,
-                              budget_ms=self.settings.chat_budget_ms)  # fmt: skip
-                self._chat = Chat(search, self.titles, sessions, llm,
-                                  self.reranker(None))  # fmt: skip
+                llm = ChatLLM(
+                    self.llm,
+                    self.prompts,
+                    explain=self.settings.llm_explain,
+                    budget_ms=self.settings.chat_budget_ms,
+                )
+                self._chat = Chat(search, self.titles, sessions, llm, self.reranker(None))
             return self._chat
 
     def reranker(self, variant_on: bool | None) -> LLMReranker:
@@ -311,9 +319,13 @@ class Service:
         if enabled not in self._rerankers:
             weight, scheme, calibrate = resolve_weight(self.settings.llm_model, enabled)
             self._rerankers[enabled] = LLMReranker(
-                self.llm, self.prompts, weight=weight, scheme=scheme, calibrate=calibrate,
+                self.llm,
+                self.prompts,
+                weight=weight,
+                scheme=scheme,
+                calibrate=calibrate,
                 catalog_ids=self.item_ids,
-            )  # fmt: skip
+            )
         return self._rerankers[enabled]
 
     @cached_property
@@ -427,8 +439,9 @@ class Service:
             started = time.perf_counter()
             done = self.precompute_lists(users)
             self.warm = not self._stop.is_set()
-            log.info("stored candidate lists of %d users in %.1fs", done,
-                     time.perf_counter() - started)  # fmt: skip
+            log.info(
+                "stored candidate lists of %d users in %.1fs", done, time.perf_counter() - started
+            )
 
         self.refresh_live()
         if not self.llm_ready:  # one-shot, never joined: a slow model load must not hold shutdown
@@ -449,8 +462,13 @@ class Service:
 
 
 def _request_of(state: UserState) -> RequestContext:
-    return RequestContext(state.user_id, state.history, int(time.time()), state.demographics,
-                          history_times=state.history_times)  # fmt: skip
+    return RequestContext(
+        state.user_id,
+        state.history,
+        int(time.time()),
+        state.demographics,
+        history_times=state.history_times,
+    )
 
 
 def single_threaded_math() -> None:
@@ -474,14 +492,18 @@ def compose_state(
 ) -> UserState:
     """Batch history + fresh engagement (deduplicated, latest kept, time order)."""
     engaged = [e for e in recent if e.type in ENGAGEMENTS]
-    items = np.concatenate([
-        batch.items if batch else np.empty(0, np.int64),
-        np.array([e.item_id for e in engaged], dtype=np.int64),
-    ])  # fmt: skip
-    times = np.concatenate([
-        batch.times if batch else np.empty(0, np.int64),
-        np.array([e.timestamp for e in engaged], dtype=np.int64),
-    ])  # fmt: skip
+    items = np.concatenate(
+        [
+            batch.items if batch else np.empty(0, np.int64),
+            np.array([e.item_id for e in engaged], dtype=np.int64),
+        ]
+    )
+    times = np.concatenate(
+        [
+            batch.times if batch else np.empty(0, np.int64),
+            np.array([e.timestamp for e in engaged], dtype=np.int64),
+        ]
+    )
     order = np.argsort(times, kind="stable")
     items, times = items[order], times[order]
     _, last_rev = np.unique(items[::-1], return_index=True)
@@ -496,9 +518,13 @@ def compose_state(
             tuple(str(g) for g in profile.get("liked_genres", [])),
         )
     return UserState(
-        user_id=user_id, history=items[keep], history_times=times[keep],
-        demographics=demographics or None, picks=picks, disliked=disliked,
-    )  # fmt: skip
+        user_id=user_id,
+        history=items[keep],
+        history_times=times[keep],
+        demographics=demographics or None,
+        picks=picks,
+        disliked=disliked,
+    )
 
 
 def _demographics(catalog: Catalog) -> dict[int, dict]:

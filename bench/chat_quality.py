@@ -85,14 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     rules_only = Chat(search, titles, sessions)
     off_ms: list[float] = []
     metrics: dict[str, float | int | str] = {
-        "requests": len(MOODS), "valid_requests": len(VALIDATION_MOODS), "items": len(judged),
+        "requests": len(MOODS),
+        "valid_requests": len(VALIDATION_MOODS),
+        "items": len(judged),
         "default_prefer_weight": PREFER_WEIGHT,
         "baseline.precision@10": round(precision_at(baseline, judged)["precision@10"], 4),
         "hybrid.precision@10": round(precision_at(hybrid, judged)["precision@10"], 4),
         "chat_llm_off.precision@10": round(
-            precision_at(chat_method(rules_only, False, off_ms), judged)["precision@10"], 4),
+            precision_at(chat_method(rules_only, False, off_ms), judged)["precision@10"], 4
+        ),
         "chat_llm_off.understand_search_p50_ms": _p(off_ms, 50),
-    }  # fmt: skip
+    }
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for model in models:
         client = client_from_settings(settings.model_copy(update={"llm_model": f"local/{model}"}))
@@ -108,8 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         valid = {}
         for weight in PREFER_GRID:  # the implied-genre lift, chosen on validation requests
             chat.prefer_weight = weight
-            valid[weight] = precision_at(chat_method(chat, True, [], queries), judged,
-                                         requests=VALIDATION_MOODS)["precision@10"]  # fmt: skip
+            valid[weight] = precision_at(
+                chat_method(chat, True, [], queries), judged, requests=VALIDATION_MOODS
+            )["precision@10"]
         best = max(PREFER_GRID, key=lambda w: (round(valid[w], 6), -w))
         chat.prefer_weight = best
         score = precision_at(chat_method(chat, True, [], queries), judged)["precision@10"]
@@ -163,16 +167,18 @@ def endpoint_latency(settings) -> dict[str, float]:
         full.append((time.perf_counter() - start) * 1e3)
     return {
         "model": service.llm.model,
-        "reply_llm_off.p50_ms": _p(off, 50), "reply_llm_off.p95_ms": _p(off, 95),
+        "reply_llm_off.p50_ms": _p(off, 50),
+        "reply_llm_off.p95_ms": _p(off, 95),
         "reply_llm.first_token_p50_ms": _p(first_token, 50),
         "reply_llm.first_token_p95_ms": _p(first_token, 95),
-        "reply_llm.full_p50_ms": _p(full, 50), "reply_llm.full_p95_ms": _p(full, 95),
+        "reply_llm.full_p50_ms": _p(full, 50),
+        "reply_llm.full_p95_ms": _p(full, 95),
         "reply_llm.streamed_replies": len(first_token),
         "reply_llm.llm_replies_kept": llm_replies,
         "reply_llm.reasons_llm_phrased": round(phrased / max(shown, 1), 3),
         "reply_llm.answers": len(full),
         "budget_ms": settings.chat_budget_ms,
-    }  # fmt: skip
+    }
 
 
 def _section(m: dict, models: list[str]) -> str:
@@ -181,10 +187,13 @@ def _section(m: dict, models: list[str]) -> str:
         f"| + BM25, rank-fused | {m['hybrid.precision@10']} |",
         f"| chat, LLM off: intent parser + hybrid within constraints | "
         f"{m['chat_llm_off.precision@10']} |",
-        *(f"| chat, local LLM `{model}` on: + implied genres, lift "
-          f"{m[f'chat_llm_{model}.prefer_weight']} (chosen on validation) | "
-          f"{m[f'chat_llm_{model}.precision@10']} |" for model in models),
-    ]  # fmt: skip
+        *(
+            f"| chat, local LLM `{model}` on: + implied genres, lift "
+            f"{m[f'chat_llm_{model}.prefer_weight']} (chosen on validation) | "
+            f"{m[f'chat_llm_{model}.precision@10']} |"
+            for model in models
+        ),
+    ]
     tuning = " ".join(
         f"`{model}`: validation precision@10 {m[f'chat_llm_{model}.valid_precision@10']} at "
         f"lift {m[f'chat_llm_{model}.prefer_weight']} vs "
@@ -193,38 +202,42 @@ def _section(m: dict, models: list[str]) -> str:
         f"{m[f'chat_llm_{model}.precision@10_default_lift']}."
         for model in models
     )
-    return "\n\n".join([
-        "## Chat: mood requests (quality and latency)",
-        f"Command: `{COMMAND}`. {m['requests']} mood requests (`evaluation/mood_eval.py`), "
-        "relevance = the film's TMDB keywords include the request's theme; "
-        f"{m['items']} ml-latest-small films with TMDB keywords searched and judged. The "
-        "labels are keywords, which favours lexical matching somewhat; messages avoid "
-        "copying them where a natural phrasing exists.",
-        "| method | precision@10 |\n|---|---|\n" + "\n".join(rows),
-        "The lift of genres the LLM says a request implies (`prefer_genres`) is chosen on "
-        f"{m['valid_requests']} other mood requests labelled the same way "
-        f"(`VALIDATION_MOODS`), grid {list(PREFER_GRID)}. " + tuning,
-        "Whole answers from the service (ml-latest-small bundle; one catalog user per "
-        f"request, {m['reply_llm.answers']} requests; 2 CPU cores):\n\n"
-        "| path | p50 | p95 | target (p50) |\n|---|---|---|---|\n"
-        f"| LLM off, whole answer | {m['reply_llm_off.p50_ms']} ms | "
-        f"{m['reply_llm_off.p95_ms']} ms | <= 300 ms |\n"
-        f"| `{m['model']}`: first streamed reply token | "
-        f"{m['reply_llm.first_token_p50_ms']} ms | {m['reply_llm.first_token_p95_ms']} ms | "
-        "<= 2000 ms |\n"
-        f"| `{m['model']}`: full answer with explanations | {m['reply_llm.full_p50_ms']} ms | "
-        f"{m['reply_llm.full_p95_ms']} ms | <= 6000 ms |",
-        f"With the local model, {m['reply_llm.streamed_replies']} of {m['reply_llm.answers']} "
-        f"answers streamed a reply, {m['reply_llm.llm_replies_kept']} of them passed the "
-        "grounding check (the rest were replaced by the template reply), and a share of "
-        f"{m['reply_llm.reasons_llm_phrased']} of the shown reasons were LLM-phrased within "
-        f"the {m['budget_ms']} ms LLM budget (the rest keep their template reason).",
-        "Understanding + search alone (parse and hybrid search), p50: LLM off "
-        f"{m['chat_llm_off.understand_search_p50_ms']} ms; understanding with the LLM's "
-        "proposal (parse + genre scoring), p50: "
-        + "; ".join(f"`{model}` {m[f'chat_llm_{model}.understand_p50_ms']} ms"
-                    for model in models) + ".",
-    ])  # fmt: skip
+    return "\n\n".join(
+        [
+            "## Chat: mood requests (quality and latency)",
+            f"Command: `{COMMAND}`. {m['requests']} mood requests (`evaluation/mood_eval.py`), "
+            "relevance = the film's TMDB keywords include the request's theme; "
+            f"{m['items']} ml-latest-small films with TMDB keywords searched and judged. The "
+            "labels are keywords, which favours lexical matching somewhat; messages avoid "
+            "copying them where a natural phrasing exists.",
+            "| method | precision@10 |\n|---|---|\n" + "\n".join(rows),
+            "The lift of genres the LLM says a request implies (`prefer_genres`) is chosen on "
+            f"{m['valid_requests']} other mood requests labelled the same way "
+            f"(`VALIDATION_MOODS`), grid {list(PREFER_GRID)}. " + tuning,
+            "Whole answers from the service (ml-latest-small bundle; one catalog user per "
+            f"request, {m['reply_llm.answers']} requests; 2 CPU cores):\n\n"
+            "| path | p50 | p95 | target (p50) |\n|---|---|---|---|\n"
+            f"| LLM off, whole answer | {m['reply_llm_off.p50_ms']} ms | "
+            f"{m['reply_llm_off.p95_ms']} ms | <= 300 ms |\n"
+            f"| `{m['model']}`: first streamed reply token | "
+            f"{m['reply_llm.first_token_p50_ms']} ms | {m['reply_llm.first_token_p95_ms']} ms | "
+            "<= 2000 ms |\n"
+            f"| `{m['model']}`: full answer with explanations | {m['reply_llm.full_p50_ms']} ms | "
+            f"{m['reply_llm.full_p95_ms']} ms | <= 6000 ms |",
+            f"With the local model, {m['reply_llm.streamed_replies']} of {m['reply_llm.answers']} "
+            f"answers streamed a reply, {m['reply_llm.llm_replies_kept']} of them passed the "
+            "grounding check (the rest were replaced by the template reply), and a share of "
+            f"{m['reply_llm.reasons_llm_phrased']} of the shown reasons were LLM-phrased within "
+            f"the {m['budget_ms']} ms LLM budget (the rest keep their template reason).",
+            "Understanding + search alone (parse and hybrid search), p50: LLM off "
+            f"{m['chat_llm_off.understand_search_p50_ms']} ms; understanding with the LLM's "
+            "proposal (parse + genre scoring), p50: "
+            + "; ".join(
+                f"`{model}` {m[f'chat_llm_{model}.understand_p50_ms']} ms" for model in models
+            )
+            + ".",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -122,31 +122,42 @@ def main(argv: list[str] | None = None) -> None:
             client.delete(*keys[lo : lo + 1000])
 
     write_result("feed_load", metrics, COMMAND, args.dataset)
-    rows = ["| endpoint | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
-    labels = {"feed": "feed (personalized, no LLM)", "cold_feed": "cold-start feed (baseline)",
-              "healthz": "/healthz (floor)"}  # fmt: skip
+    rows = [
+        "| endpoint | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "feed": "feed (personalized, no LLM)",
+        "cold_feed": "cold-start feed (baseline)",
+        "healthz": "/healthz (floor)",
+    }
     for name, label in labels.items():
         for c in levels:
-            m = {k: metrics[f"{name}.c{c}.{k}"] for k in ("rps", "p50_ms", "p95_ms", "p99_ms",
-                                                          "errors")}  # fmt: skip
-            rows.append(f"| {label} | {c} | {m['rps']} | {m['p50_ms']} | {m['p95_ms']} | "
-                        f"{m['p99_ms']} | {m['errors']} |")  # fmt: skip
+            m = {
+                k: metrics[f"{name}.c{c}.{k}"]
+                for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "errors")
+            }
+            rows.append(
+                f"| {label} | {c} | {m['rps']} | {m['p50_ms']} | {m['p95_ms']} | "
+                f"{m['p99_ms']} | {m['errors']} |"
+            )
     c8 = {k: metrics.get(f"feed.c8.{k}") for k in ("rps", "p99_ms")}
     cold8 = metrics.get("cold_feed.c8.rps")
     ratio = round(float(c8["rps"]) / float(cold8), 2) if c8["rps"] and cold8 else None
-    section = "\n\n".join([
-        "## Feed API under load (closed loop, real Redis)",
-        f"Command: `{COMMAND}`. `marquee serve --workers {args.workers}` on loopback, "
-        f"k={args.k}, {args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up, "
-        "measured once every catalog user's history-dependent candidate lists are stored "
-        "(the server computes them at start-up); the load generator shares the 2 CPU cores "
-        "with the server.",
-        "\n".join(rows),
-        f"Target at concurrency 8: p99 <= 50 ms and >= 150 requests/s; measured p99 "
-        f"{c8['p99_ms']} ms at {c8['rps']} requests/s. Personalized / cold-start throughput "
-        f"at concurrency 8: {ratio}.",
-    ])  # fmt: skip
+    section = "\n\n".join(
+        [
+            "## Feed API under load (closed loop, real Redis)",
+            f"Command: `{COMMAND}`. `marquee serve --workers {args.workers}` on loopback, "
+            f"k={args.k}, {args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up, "
+            "measured once every catalog user's history-dependent candidate lists are stored "
+            "(the server computes them at start-up); the load generator shares the 2 CPU cores "
+            "with the server.",
+            "\n".join(rows),
+            f"Target at concurrency 8: p99 <= 50 ms and >= 150 requests/s; measured p99 "
+            f"{c8['p99_ms']} ms at {c8['rps']} requests/s. Personalized / cold-start throughput "
+            f"at concurrency 8: {ratio}.",
+        ]
+    )
     update_results_md("feed_load", section)
     print(section)
 

@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             plain.append((time.monotonic() - start) * 1e3)
             seen = set(events.loc[events["user_id"] == user, "item_id"]) | set(before)
             liked = next(i for i in popular if i not in seen)
-            like = {"event_id": uuid.uuid4().hex, "type": "like", "user_id": user,
-                    "item_id": liked}  # fmt: skip
+            like = {"event_id": uuid.uuid4().hex, "type": "like", "user_id": user, "item_id": liked}
             start = time.monotonic()
             call(port, "POST", "/v1/events", {"events": [like]})
             while page(port, user) == before and time.monotonic() - start < 10:
@@ -91,19 +90,21 @@ def main(argv: list[str] | None = None) -> None:
         "changed_within_2s": int(sum(d < 2000 for d in delays)),
     }
     write_result("like_to_feed", metrics, COMMAND, args.dataset)
-    section = "\n\n".join([
-        "## Feedback latency: a like until the feed changes",
-        f"Command: `{COMMAND}`. `marquee serve` (one process, nearline consumer inside, real "
-        f"Redis); {metrics['trials']} catalog users each like a popular film that is neither "
-        "on their page nor in their history; the feed is polled every 20 ms.",
-        "| figure | ms |\n|---|---|\n"
-        f"| like -> changed feed, p50 | {metrics['like_to_feed.p50_ms']} |\n"
-        f"| like -> changed feed, p95 | {metrics['like_to_feed.p95_ms']} |\n"
-        f"| like -> changed feed, max | {metrics['like_to_feed.max_ms']} |\n"
-        f"| one plain feed request, p50 (baseline) | {metrics['plain_feed.p50_ms']} |",
-        f"Changed within 2 s: {metrics['changed_within_2s']} of {metrics['trials']} "
-        "(target: every like within 2 s).",
-    ])  # fmt: skip
+    section = "\n\n".join(
+        [
+            "## Feedback latency: a like until the feed changes",
+            f"Command: `{COMMAND}`. `marquee serve` (one process, nearline consumer inside, real "
+            f"Redis); {metrics['trials']} catalog users each like a popular film that is neither "
+            "on their page nor in their history; the feed is polled every 20 ms.",
+            "| figure | ms |\n|---|---|\n"
+            f"| like -> changed feed, p50 | {metrics['like_to_feed.p50_ms']} |\n"
+            f"| like -> changed feed, p95 | {metrics['like_to_feed.p95_ms']} |\n"
+            f"| like -> changed feed, max | {metrics['like_to_feed.max_ms']} |\n"
+            f"| one plain feed request, p50 (baseline) | {metrics['plain_feed.p50_ms']} |",
+            f"Changed within 2 s: {metrics['changed_within_2s']} of {metrics['trials']} "
+            "(target: every like within 2 s).",
+        ]
+    )
     update_results_md("like_to_feed", section)
     print(section)
 

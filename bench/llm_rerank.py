@@ -58,8 +58,9 @@ def sample_users(cases: CaseSet, n: int | None, seed: int = 0) -> CaseSet:
         return cases
     keep = set(np.random.default_rng(seed).choice(len(cases.test), n, replace=False).tolist())
     test = [c for i, c in enumerate(cases.test) if i in keep]
-    return CaseSet(cases.dataset, cases.catalog_version, cases.valid, test,
-                   cases.ranker_metrics, cases.n_hold)  # fmt: skip
+    return CaseSet(
+        cases.dataset, cases.catalog_version, cases.valid, test, cases.ranker_metrics, cases.n_hold
+    )
 
 
 def end_to_end_ms(reranker: LLMReranker, cases: CaseSet, text: ItemText, n: int) -> list[float]:
@@ -100,17 +101,19 @@ def run_model(
         return None
     outcome = evaluate_model(model, registry.get(LOCAL_PROMPT).ref, cases, cache, passes)
     scheme, calibrate = VARIANTS[outcome.variant]
-    timed = LLMReranker(client, registry, weight=max(outcome.weight, 0.5), scheme=scheme,
-                        calibrate=calibrate)  # fmt: skip
+    timed = LLMReranker(
+        client, registry, weight=max(outcome.weight, 0.5), scheme=scheme, calibrate=calibrate
+    )
     timed.label_prior(K)  # computed once per list length in a service, not per request
     return outcome, end_to_end_ms(timed, cases, text, args.e2e)
 
 
 def metrics_of(outcomes: list[tuple[ModelOutcome, list[float]]], cases: CaseSet) -> dict:
     m: dict[str, float | int] = {
-        "valid.users": len(cases.valid), "k": K,
+        "valid.users": len(cases.valid),
+        "k": K,
         "ranking_stage.ndcg@10": _r(cases.ranker_metrics["ndcg@10"]),
-    }  # fmt: skip
+    }
     for o, e2e in outcomes:
         s = o.model.removeprefix("local/")
         m[f"{s}.test.users"] = o.users["test"]
@@ -216,47 +219,55 @@ def section_of(
                 f"{m[f'{s}.blend.ndcg@10_diff_lo']:+} .. {m[f'{s}.blend.ndcg@10_diff_hi']:+}: "
                 "not shown to help)"
             )
-    return "\n\n".join([
-        f"## LLM re-rank of the ranker's top {K} (LOO-full, {cases.dataset})",
-        f"Command: `{COMMAND}`{' ' + ' '.join(args.extra) if args.extra else ''} "
-        f"(date {time.strftime('%Y-%m-%d')}; this run took {minutes:.0f} min, reading LLM "
-        "passes already in the pass cache; the passes themselves took "
-        + ", ".join(f"{m[o.model.removeprefix('local/') + '.pass_minutes']} min ({o.model})"
-                    for o, _ in outcomes)
-        + "). Machine: 2 CPU cores shared with other jobs' test runs (load average 5-10 "
-        "during the passes), so latencies are noisy and pessimistic.",
-        "Ranking stage computed as `marquee bench ranking_quality` does (`prepare_stages` + "
-        f"`run_ranker`); this run's ranker: test NDCG@10 {m['ranking_stage.ndcg@10']} (the "
-        "ranker is retrained per run, so it differs slightly from that section). "
-        f"Validation = the ranker's {len(cases.valid)} "
-        f"held-out users (validation items; {outcomes[0][0].n_llm_requests['valid']} with the "
-        f"target in the top {K}); test: {users}. Only those requests go to the LLM: a target "
-        f"outside the top {K} scores 0 @10 under any re-order, "
-        "so metrics are exact and averaged over all users. Verbalizer prompt "
-        f"`{outcomes[0][0].prompt_ref}`: last 10 films (title, year, genres) and the 20 "
-        "candidates labelled A-T, one forward pass per order, the letters' next-token "
-        "log-probabilities renormalised over the labels. Variants: orders averaged "
-        f"({'; '.join(measured)}), optionally minus each label's prior (content-free "
-        f"prompt, titles 'N/A'){unmeasured}. Blend: `(1-w)` ranker rank + `w` LLM "
-        "rank, both normalised to [0, 1]; variant and w (0, 0.1, .., 1) chosen on "
-        "validation NDCG@10 (ties: smaller w).",
-        "\n".join(rows),
-        f"Reference: the top {K} shuffled at random scores NDCG@10 "
-        + ", ".join(f"{m[o.model.removeprefix('local/') + '.random_top20.ndcg@10']} "
-                    f"({o.model}'s test users)" for o, _ in outcomes)
-        + " (expected). 95% CI: paired bootstrap over test users, 2000 draws.",
-        "### Variants (position-bias mitigation)",
-        "\n".join(variant_rows),
-        f"Latency of one re-rank call (`LLMReranker.rerank` end to end, llama-cpp threads "
-        f"{args.e2e_threads}, label prior already computed, measured after the passes): "
-        + ("; ".join(calls) or "not timed (--e2e 0)")
-        + ". The same passes timed while they were scored, under the load above (the "
-        "chosen variant's passes summed over all test requests sent to the LLM): "
-        + "; ".join(during) + ". Either way this is seconds per request, against a 5 s chat "
-        "budget.",
-        "Default that follows: " + "; ".join(defaults) + ". `llm.rerank.MEASURED` holds "
-        "these; the LLM re-rank stays off for the embedded models unless switched on.",
-    ])  # fmt: skip
+    return "\n\n".join(
+        [
+            f"## LLM re-rank of the ranker's top {K} (LOO-full, {cases.dataset})",
+            f"Command: `{COMMAND}`{' ' + ' '.join(args.extra) if args.extra else ''} "
+            f"(date {time.strftime('%Y-%m-%d')}; this run took {minutes:.0f} min, reading LLM "
+            "passes already in the pass cache; the passes themselves took "
+            + ", ".join(
+                f"{m[o.model.removeprefix('local/') + '.pass_minutes']} min ({o.model})"
+                for o, _ in outcomes
+            )
+            + "). Machine: 2 CPU cores shared with other jobs' test runs (load average 5-10 "
+            "during the passes), so latencies are noisy and pessimistic.",
+            "Ranking stage computed as `marquee bench ranking_quality` does (`prepare_stages` + "
+            f"`run_ranker`); this run's ranker: test NDCG@10 {m['ranking_stage.ndcg@10']} (the "
+            "ranker is retrained per run, so it differs slightly from that section). "
+            f"Validation = the ranker's {len(cases.valid)} "
+            f"held-out users (validation items; {outcomes[0][0].n_llm_requests['valid']} with the "
+            f"target in the top {K}); test: {users}. Only those requests go to the LLM: a target "
+            f"outside the top {K} scores 0 @10 under any re-order, "
+            "so metrics are exact and averaged over all users. Verbalizer prompt "
+            f"`{outcomes[0][0].prompt_ref}`: last 10 films (title, year, genres) and the 20 "
+            "candidates labelled A-T, one forward pass per order, the letters' next-token "
+            "log-probabilities renormalised over the labels. Variants: orders averaged "
+            f"({'; '.join(measured)}), optionally minus each label's prior (content-free "
+            f"prompt, titles 'N/A'){unmeasured}. Blend: `(1-w)` ranker rank + `w` LLM "
+            "rank, both normalised to [0, 1]; variant and w (0, 0.1, .., 1) chosen on "
+            "validation NDCG@10 (ties: smaller w).",
+            "\n".join(rows),
+            f"Reference: the top {K} shuffled at random scores NDCG@10 "
+            + ", ".join(
+                f"{m[o.model.removeprefix('local/') + '.random_top20.ndcg@10']} "
+                f"({o.model}'s test users)"
+                for o, _ in outcomes
+            )
+            + " (expected). 95% CI: paired bootstrap over test users, 2000 draws.",
+            "### Variants (position-bias mitigation)",
+            "\n".join(variant_rows),
+            f"Latency of one re-rank call (`LLMReranker.rerank` end to end, llama-cpp threads "
+            f"{args.e2e_threads}, label prior already computed, measured after the passes): "
+            + ("; ".join(calls) or "not timed (--e2e 0)")
+            + ". The same passes timed while they were scored, under the load above (the "
+            "chosen variant's passes summed over all test requests sent to the LLM): "
+            + "; ".join(during)
+            + ". Either way this is seconds per request, against a 5 s chat "
+            "budget.",
+            "Default that follows: " + "; ".join(defaults) + ". `llm.rerank.MEASURED` holds "
+            "these; the LLM re-rank stays off for the embedded models unless switched on.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -283,10 +294,17 @@ def main(argv: list[str] | None = None) -> None:
         text = ItemText(load_catalog(args.dataset, settings))
         sampled = set(filter(None, args.sample_models.split(","))) or set(args.models.split(","))
         runs = [
-            run_model(model, sample_users(cases, args.sample if model in sampled else None),
-                      text, settings, args, progress)
-            for model in args.models.split(",") if model
-        ]  # fmt: skip
+            run_model(
+                model,
+                sample_users(cases, args.sample if model in sampled else None),
+                text,
+                settings,
+                args,
+                progress,
+            )
+            for model in args.models.split(",")
+            if model
+        ]
     outcomes = [r for r in runs if r is not None]
     if not outcomes:
         return

@@ -44,9 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     data = prepare_stages(args.dataset, get_settings())
     valid, test = data.pools["valid"], data.pools["test"]
     outcome = run_ranker(
-        valid, test, data.items["valid"], data.items["test"], data.split, data.genres,
+        valid,
+        test,
+        data.items["valid"],
+        data.items["test"],
+        data.split,
+        data.genres,
         len(data.split.user_ids),
-    )  # fmt: skip
+    )
     ranker = Ranker(outcome.net, data.items["test"], outcome.blend)
     torch.set_num_threads(1)
     requests = [(ctx, pool) for ctx, pool in zip(test.ctxs, test.pools, strict=True) if pool]

@@ -36,10 +36,22 @@ COMPLETE_THRESHOLD = 3.0
 MAX_ORPHAN_SHARE = 0.001
 log = logging.getLogger("marquee.catalog")
 ITEM_COLUMNS = [
-    "item_id", "title", "year", "genres", "overview", "tagline", "keywords", "tags",
-    "language", "runtime", "popularity", "tmdb_id", "tmdb_popularity", "vote_average",
+    "item_id",
+    "title",
+    "year",
+    "genres",
+    "overview",
+    "tagline",
+    "keywords",
+    "tags",
+    "language",
+    "runtime",
+    "popularity",
+    "tmdb_id",
+    "tmdb_popularity",
+    "vote_average",
     "vote_count",
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)

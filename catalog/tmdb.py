@@ -10,15 +10,39 @@ import pandas as pd
 from catalog.readers import opt_float, read_table
 
 TMDB_HEADER = [
-    "budget", "genres", "homepage", "id", "keywords", "original_language", "original_title",
-    "overview", "popularity", "production_companies", "production_countries", "release_date",
-    "revenue", "runtime", "spoken_languages", "status", "tagline", "title", "vote_average",
+    "budget",
+    "genres",
+    "homepage",
+    "id",
+    "keywords",
+    "original_language",
+    "original_title",
+    "overview",
+    "popularity",
+    "production_companies",
+    "production_countries",
+    "release_date",
+    "revenue",
+    "runtime",
+    "spoken_languages",
+    "status",
+    "tagline",
+    "title",
+    "vote_average",
     "vote_count",
-]  # fmt: skip
+]
 _USED = {
-    "genres", "id", "keywords", "original_language", "overview", "popularity", "runtime",
-    "tagline", "vote_average", "vote_count",
-}  # fmt: skip
+    "genres",
+    "id",
+    "keywords",
+    "original_language",
+    "overview",
+    "popularity",
+    "runtime",
+    "tagline",
+    "vote_average",
+    "vote_count",
+}
 
 
 def _names(value: str) -> list[str]:

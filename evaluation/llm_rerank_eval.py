@@ -76,11 +76,13 @@ def _cases(pools, users: Sequence[int], scores: Sequence[np.ndarray], k: int) ->
         top = np.argsort(-s, kind="stable")[:k]
         out.append(
             Case(
-                int(pools.ctxs[u].user_id), [int(i) for i in pools.ctxs[u].history[-HISTORY_KEEP:]],
-                [int(pool[i].item_id) for i in top], [float(s[i]) for i in top],
+                int(pools.ctxs[u].user_id),
+                [int(i) for i in pools.ctxs[u].history[-HISTORY_KEEP:]],
+                [int(pool[i].item_id) for i in top],
+                [float(s[i]) for i in top],
                 int(pools.targets[u]),
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -91,18 +93,27 @@ def build_cases(dataset: str, settings: Settings, k: int = K, progress: Progress
 
     data = prepare_stages(dataset, settings, progress=progress)
     outcome = run_ranker(
-        data.pools["valid"], data.pools["test"], data.items["valid"], data.items["test"],
-        data.split, data.genres, len(data.split.user_ids),
-    )  # fmt: skip
+        data.pools["valid"],
+        data.pools["test"],
+        data.items["valid"],
+        data.items["test"],
+        data.split,
+        data.genres,
+        len(data.split.user_ids),
+    )
     test_users = list(range(len(data.pools["test"].ctxs)))
     return CaseSet(
-        dataset, data.catalog.version,
+        dataset,
+        data.catalog.version,
         _cases(data.pools["valid"], outcome.hold_users, outcome.hold_scores, k),
         _cases(data.pools["test"], test_users, outcome.test_scores, k),
-        {m: float(v) for m, v in outcome.metrics.items() if m.split("@")[0] in
-         ("ndcg", "recall", "mrr")},
+        {
+            m: float(v)
+            for m, v in outcome.metrics.items()
+            if m.split("@")[0] in ("ndcg", "recall", "mrr")
+        },
         len(outcome.hold_users),
-    )  # fmt: skip
+    )
 
 
 def cache_dir(settings: Settings, dataset: str) -> Path:
@@ -168,10 +179,11 @@ class ItemText:
 
     def candidates(self, case: Case) -> list[RerankCandidate]:
         return [
-            RerankCandidate(id=i, title=self.rows[i][0], year=self.rows[i][1],
-                            genres=self.rows[i][2], score=s)
+            RerankCandidate(
+                id=i, title=self.rows[i][0], year=self.rows[i][1], genres=self.rows[i][2], score=s
+            )
             for i, s in zip(case.candidates, case.scores, strict=True)
-        ]  # fmt: skip
+        ]
 
 
 def score_passes(
@@ -191,9 +203,16 @@ def score_passes(
         if cache.get("prior", n, "fwd") is None:
             start = time.perf_counter()
             prior = reranker.label_prior(n)
-            cache.put({"split": "prior", "user": n, "pass": "fwd", "tokens": 0,
-                       "ms": (time.perf_counter() - start) * 1e3,
-                       "scores": [float(x) for x in prior]})  # fmt: skip
+            cache.put(
+                {
+                    "split": "prior",
+                    "user": n,
+                    "pass": "fwd",
+                    "tokens": 0,
+                    "ms": (time.perf_counter() - start) * 1e3,
+                    "scores": [float(x) for x in prior],
+                }
+            )
     for name in passes:
         for split, items in cases.items():
             for case in items:
@@ -204,9 +223,17 @@ def score_passes(
                     start = time.perf_counter()
                     scores, tokens = reranker.local_pass(history, None, text.candidates(case), name)
                     ms = (time.perf_counter() - start) * 1e3
-                    cache.put({"split": split, "user": case.user, "pass": name, "ms": ms,
-                               "tokens": tokens, "threads": reranker.client.threads,
-                               "scores": [float(x) for x in scores]})  # fmt: skip
+                    cache.put(
+                        {
+                            "split": split,
+                            "user": case.user,
+                            "pass": name,
+                            "ms": ms,
+                            "tokens": tokens,
+                            "threads": reranker.client.threads,
+                            "scores": [float(x) for x in scores],
+                        }
+                    )
                 if on_step:
                     on_step()
 
@@ -361,17 +388,20 @@ def evaluate_model(
     if not variants:
         raise RuntimeError(f"{model}: no variant has all its LLM passes yet")
     curves = {
-        split: {v: {w: _ndcg(ranks_for(cache, split, items, v, w)) for w in WEIGHTS}
-                for v in variants}
+        split: {
+            v: {w: _ndcg(ranks_for(cache, split, items, v, w)) for w in WEIGHTS} for v in variants
+        }
         for split, items in (("valid", cases.valid), ("test", cases.test))
-    }  # fmt: skip
+    }
     variant, weight = choose(curves["valid"])
     methods = {"ranker": 0.0, "llm": 1.0, "blend": weight}
     means: dict[str, dict[str, dict[str, float]]] = {}
     per_user = {}
     for split, items in (("valid", cases.valid), ("test", cases.test)):
-        pu = {m: per_user_metrics(ranks_for(cache, split, items, variant, w))
-              for m, w in methods.items()}  # fmt: skip
+        pu = {
+            m: per_user_metrics(ranks_for(cache, split, items, variant, w))
+            for m, w in methods.items()
+        }
         means[split] = {m: {k: float(v.mean()) for k, v in x.items()} for m, x in pu.items()}
         per_user[split] = pu
     ci = {}
@@ -389,13 +419,23 @@ def evaluate_model(
         latency[v] = (float(np.median(totals)), float(np.percentile(totals, 95)))
     tokens = [cache.get("test", c.user, "fwd")["tokens"] for c in hits]  # type: ignore[index]
     return ModelOutcome(
-        model, prompt_ref, variant, weight, curves["valid"], curves["test"], means["test"],
-        means["valid"], ci, latency, float(statistics.median(tokens)),
+        model,
+        prompt_ref,
+        variant,
+        weight,
+        curves["valid"],
+        curves["test"],
+        means["test"],
+        means["valid"],
+        ci,
+        latency,
+        float(statistics.median(tokens)),
         {"valid": sum(c.hit for c in cases.valid), "test": len(hits)},
         sorted({int(r.get("threads", 0)) for r in cache.rows.values() if r["split"] == "test"}),
-        {"valid": len(cases.valid), "test": len(cases.test)}, random_order_ndcg(cases.test),
+        {"valid": len(cases.valid), "test": len(cases.test)},
+        random_order_ndcg(cases.test),
         sum(r["ms"] for r in cache.rows.values() if r["pass"] in passes) / 60e3,
-    )  # fmt: skip
+    )
 
 
 def plot_curves(outcomes: list[ModelOutcome], path: Path) -> None:
@@ -409,10 +449,26 @@ def plot_curves(outcomes: list[ModelOutcome], path: Path) -> None:
         for j, v in enumerate(o.valid_curve):
             chosen = v == o.variant
             color = f"C{j}"
-            ax.plot(WEIGHTS, [o.valid_curve[v][w] for w in WEIGHTS], ":", color=color,
-                    marker="o", ms=3, lw=1.6 if chosen else 0.8, label=f"valid, {v}")  # fmt: skip
-            ax.plot(WEIGHTS, [o.test_curve[v][w] for w in WEIGHTS], "-", color=color,
-                    marker="s", ms=3, lw=1.6 if chosen else 0.8, label=f"test, {v}")  # fmt: skip
+            ax.plot(
+                WEIGHTS,
+                [o.valid_curve[v][w] for w in WEIGHTS],
+                ":",
+                color=color,
+                marker="o",
+                ms=3,
+                lw=1.6 if chosen else 0.8,
+                label=f"valid, {v}",
+            )
+            ax.plot(
+                WEIGHTS,
+                [o.test_curve[v][w] for w in WEIGHTS],
+                "-",
+                color=color,
+                marker="s",
+                ms=3,
+                lw=1.6 if chosen else 0.8,
+                label=f"test, {v}",
+            )
         ax.axvline(o.weight, color="grey", lw=0.8)
         ax.set_title(f"{o.model}: NDCG@10 vs LLM weight w")
         ax.set_xlabel("w (0 = ranker, 1 = LLM order)")

@@ -155,9 +155,11 @@ def relevant(items: pd.DataFrame, request: MoodRequest) -> set[int]:
 
 
 def precision_at(
-    retrieve: Retriever, items: pd.DataFrame, k: int = 10,
+    retrieve: Retriever,
+    items: pd.DataFrame,
+    k: int = 10,
     requests: Sequence[MoodRequest] = MOODS,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Mean precision@k over `requests` (the test set MOODS unless given)."""
     per_request = []
     for request in requests:

@@ -168,9 +168,14 @@ def fit_ranker(
     blend = max(BLEND_GRID, key=lambda b: ndcg_on_hold(trained.net, b))
     hold_scores, _ = request_scores(trained.net, x_hold, g_hold, hold_users, blend)
     return FittedRanker(
-        trained.net, blend, trained.best_epoch, trained.seconds, hold_users, hold_scores,
+        trained.net,
+        blend,
+        trained.best_epoch,
+        trained.seconds,
+        hold_users,
+        hold_scores,
         ndcg_on_hold(trained.net, blend),
-    )  # fmt: skip
+    )
 
 
 def run_ranker(
@@ -205,9 +210,16 @@ def run_ranker(
     metrics["novelty@10"] = novelty(top10, popularity, n_users_train)
     metrics["ild@10"] = intra_list_diversity(top10, genre_features)
     return RankingOutcome(
-        metrics, blend, fitted.best_epoch, fitted.seconds, top10, fitted.net,
-        scores, fitted.hold_users, fitted.hold_scores,
-    )  # fmt: skip
+        metrics,
+        blend,
+        fitted.best_epoch,
+        fitted.seconds,
+        top10,
+        fitted.net,
+        scores,
+        fitted.hold_users,
+        fitted.hold_scores,
+    )
 
 
 LAMBDA_GRID = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.5, 0.3)

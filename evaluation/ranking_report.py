@@ -86,9 +86,14 @@ def run_ranking_report(dataset: str, settings: Settings, command: str = "") -> R
 
     two_tower = two_tower_result(data.two_tower, data.split, data.catalog.users, data.genres)
     outcome: RankingOutcome = run_ranker(
-        data.pools["valid"], data.pools["test"], data.items["valid"], data.items["test"],
-        data.split, data.genres, len(data.split.user_ids),
-    )  # fmt: skip
+        data.pools["valid"],
+        data.pools["test"],
+        data.items["valid"],
+        data.items["test"],
+        data.split,
+        data.genres,
+        len(data.split.user_ids),
+    )
     meta = ItemMeta.from_frame(data.catalog.items)
     test_users = list(range(len(data.pools["test"].ctxs)))
     valid_sweep = diversity_sweep(
@@ -99,16 +104,27 @@ def run_ranking_report(dataset: str, settings: Settings, command: str = "") -> R
     )
     feed = next(p for p in test_sweep if math.isclose(p.lambda_, DEFAULT_LAMBDA))
     ranker_row = ModelResult(
-        "Ranker", {"blend": "click" if outcome.blend.like == 0 else str(asdict(outcome.blend)),
-                   "epochs": outcome.best_epoch},
-        {"ndcg@10": float("nan")}, outcome.metrics, [], outcome.train_seconds,
-    )  # fmt: skip
+        "Ranker",
+        {
+            "blend": "click" if outcome.blend.like == 0 else str(asdict(outcome.blend)),
+            "epochs": outcome.best_epoch,
+        },
+        {"ndcg@10": float("nan")},
+        outcome.metrics,
+        [],
+        outcome.train_seconds,
+    )
     feed_row = ModelResult(
-        "Feed (ranker + rules)", {"lambda": DEFAULT_LAMBDA},
+        "Feed (ranker + rules)",
+        {"lambda": DEFAULT_LAMBDA},
         {"ndcg@10": next(p.ndcg10 for p in valid_sweep if p.lambda_ == DEFAULT_LAMBDA)},
-        {"recall@10": feed.recall10, "ndcg@10": feed.ndcg10, "ild@10": feed.ild10,
-         "coverage@10": feed.coverage10},
-    )  # fmt: skip
+        {
+            "recall@10": feed.recall10,
+            "ndcg@10": feed.ndcg10,
+            "ild@10": feed.ild10,
+            "coverage@10": feed.coverage10,
+        },
+    )
     cold = evaluate_new_users(load_catalog("ml-100k", settings))
     stage_rows = "\n".join(
         [
@@ -147,10 +163,20 @@ def run_ranking_report(dataset: str, settings: Settings, command: str = "") -> R
     extra.update({f"Feed.{k}": v for k, v in asdict(feed).items()})
     extra["pool.recall@500"] = _pool_recall(data, "test")
     report = Report(
-        "Stage-by-stage evaluation", dataset, data.split.stats,
-        [ease, two_tower, ranker_row, feed_row], command, sections=sections, extra_metrics=extra,
-    )  # fmt: skip
-    base = DiversityPoint(1.0, outcome.metrics["ndcg@10"], outcome.metrics["recall@10"],
-                          outcome.metrics["ild@10"], outcome.metrics["coverage@10"])  # fmt: skip
+        "Stage-by-stage evaluation",
+        dataset,
+        data.split.stats,
+        [ease, two_tower, ranker_row, feed_row],
+        command,
+        sections=sections,
+        extra_metrics=extra,
+    )
+    base = DiversityPoint(
+        1.0,
+        outcome.metrics["ndcg@10"],
+        outcome.metrics["recall@10"],
+        outcome.metrics["ild@10"],
+        outcome.metrics["coverage@10"],
+    )
     report.extra_plots["diversity"] = lambda path: _plot_sweep(test_sweep, base, path)
     return report

@@ -18,9 +18,19 @@ PUBLISHED = {
 }
 HEADLINE = ("recall@10", "ndcg@10", "mrr@10")
 TABLE_COLUMNS = (
-    "recall@1", "recall@5", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20",
-    "recall@50", "auc", "coverage@10", "novelty@10", "ild@10",
-)  # fmt: skip
+    "recall@1",
+    "recall@5",
+    "recall@10",
+    "ndcg@10",
+    "mrr@10",
+    "recall@20",
+    "ndcg@20",
+    "recall@50",
+    "auc",
+    "coverage@10",
+    "novelty@10",
+    "ild@10",
+)
 
 
 @dataclass

@@ -27,12 +27,20 @@ POOL_SIZE = 500
 QUOTA_PRESETS: dict[str, dict[str, int]] = {
     "balanced": {"two_tower": 250, "covisit": 150, "content": 50, "trending": 25, "popularity": 25},
     "model-heavy": {
-        "two_tower": 350, "covisit": 100, "content": 30, "trending": 10, "popularity": 10,
+        "two_tower": 350,
+        "covisit": 100,
+        "content": 30,
+        "trending": 10,
+        "popularity": 10,
     },
     "graph-heavy": {
-        "two_tower": 150, "covisit": 250, "content": 50, "trending": 25, "popularity": 25,
+        "two_tower": 150,
+        "covisit": 250,
+        "content": 50,
+        "trending": 25,
+        "popularity": 25,
     },
-}  # fmt: skip
+}
 
 
 def stage_events(stage: EvalStage, split: Split) -> pd.DataFrame:
@@ -61,8 +69,10 @@ def contexts(
         if demo is not None and raw_user in demo.index:
             row = demo.loc[raw_user]
             demographics = {
-                "gender": row["gender"], "age": int(row["age"]), "occupation": row["occupation"]
-            }  # fmt: skip
+                "gender": row["gender"],
+                "age": int(row["age"]),
+                "occupation": row["occupation"],
+            }
         out.append(
             RequestContext(
                 user_id=raw_user,

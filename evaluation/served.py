@@ -21,12 +21,19 @@ def start_server(
     port: int, prefix: str, workers: int, redis_url: str, warm: bool = True
 ) -> subprocess.Popen:
     """Ready (and, with `warm`, done storing every user's candidate lists) or SystemExit."""
-    env = {**os.environ, "MARQUEE_REDIS_URL": redis_url, "MARQUEE_REDIS_PREFIX": prefix,
-           "MARQUEE_BUNDLE_POLL_S": "0", "MARQUEE_PORT": str(port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "MARQUEE_REDIS_URL": redis_url,
+        "MARQUEE_REDIS_PREFIX": prefix,
+        "MARQUEE_BUNDLE_POLL_S": "0",
+        "MARQUEE_PORT": str(port),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 180
     ready_in_a_row = 0
     while time.monotonic() < deadline:
@@ -37,8 +44,11 @@ def start_server(
             conn.request("GET", "/readyz")
             response = conn.getresponse()
             body = json.loads(response.read())
-            ready_in_a_row = ready_in_a_row + 1 if response.status == 200 and (
-                body.get("warm") or not warm) else 0  # fmt: skip
+            ready_in_a_row = (
+                ready_in_a_row + 1
+                if response.status == 200 and (body.get("warm") or not warm)
+                else 0
+            )
             if ready_in_a_row >= 3 * workers:  # each process answered warm
                 return proc
         except (OSError, ValueError, http.client.HTTPException):  # not listening yet

@@ -64,9 +64,12 @@ def prepare_stages(
         if progress and task is not None:
             progress.remove_task(task)
         pools[name] = stage_pools(
-            run.lists, ctxs, stage_targets(stage, split), _ratings(catalog, split, name),
+            run.lists,
+            ctxs,
+            stage_targets(stage, split),
+            _ratings(catalog, split, name),
             QUOTA_PRESETS[preset],
-        )  # fmt: skip
+        )
         tables[name] = item_table(catalog, split, stage, text)
     return StageData(
         catalog, split, text, genre_matrix(catalog.items, split.item_ids), two_tower, pools, tables

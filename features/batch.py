@@ -90,10 +90,16 @@ def push_batch_features(catalog: Catalog, store: FeatureStore, chunk: int = 500)
         rows = row_of.get_indexer(history.items)
         affinity = genres[rows[rows >= 0]].mean(axis=0) if (rows >= 0).any() else genres[0] * 0
         days, seconds = encode_times(history.times)
-        store.put_user(user_id, "user_long", {
-            "items": encode_ids(history.items), "days": days, "seconds": seconds,
-            "genre_affinity": affinity,
-        })  # fmt: skip
+        store.put_user(
+            user_id,
+            "user_long",
+            {
+                "items": encode_ids(history.items),
+                "days": days,
+                "seconds": seconds,
+                "genre_affinity": affinity,
+            },
+        )
         users += 1
 
     ids = items["item_id"].to_numpy(dtype=np.int64)

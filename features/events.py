@@ -47,24 +47,34 @@ class Event(BaseModel):
         json_schema_extra={
             "examples": [
                 {"event_id": "3f1c9a2e-like-318", "type": "like", "user_id": 1, "item_id": 318},
-                {"event_id": "3f1c9a2e-rate-318", "type": "rating", "user_id": 1,
-                 "item_id": 318, "rating": 4.5, "timestamp": 1764000000},
+                {
+                    "event_id": "3f1c9a2e-rate-318",
+                    "type": "rating",
+                    "user_id": 1,
+                    "item_id": 318,
+                    "rating": 4.5,
+                    "timestamp": 1764000000,
+                },
             ]
         },
-    )  # fmt: skip
+    )
 
     event_id: str = Field(
-        min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$",
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
         description="Idempotency key chosen by the client (e.g. a UUID); a retry with the "
         "same key is acknowledged as a duplicate and not applied twice.",
-    )  # fmt: skip
+    )
     type: EventType
     user_id: int = Field(ge=1, le=2**62)
     item_id: int = Field(ge=1, le=2**62)
     timestamp: int | None = Field(
-        default=None, ge=0, le=2**40,
+        default=None,
+        ge=0,
+        le=2**40,
         description="Unix seconds when it happened; the server's clock when omitted.",
-    )  # fmt: skip
+    )
     rating: float | None = Field(default=None, ge=0.5, le=5.0, description="Only for `rating`.")
     request_id: str | None = Field(
         default=None, max_length=64, description="The feed response that showed the item."

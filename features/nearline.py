@@ -31,9 +31,12 @@ RECENT_N = 200
 APPLIED_TTL_S = 7 * 24 * 3600
 TREND_HOURS = 24
 TREND_WEIGHTS: dict[str, float] = {
-    EventType.CLICK: 1.0, EventType.WATCH: 1.0, EventType.COMPLETE: 1.0,
-    EventType.LIKE: 2.0, EventType.RATING: 1.0,
-}  # fmt: skip
+    EventType.CLICK: 1.0,
+    EventType.WATCH: 1.0,
+    EventType.COMPLETE: 1.0,
+    EventType.LIKE: 2.0,
+    EventType.RATING: 1.0,
+}
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,13 @@ class InProcessNearline:
                 self._applied.add(e.event_id)
                 if e.type is not EventType.IMPRESSION:
                     rows = self._recent[e.user_id]
-                    rows.append((e.timestamp, e.event_id, RecentEvent(
-                        e.item_id, e.type, e.timestamp, e.rating)))  # fmt: skip
+                    rows.append(
+                        (
+                            e.timestamp,
+                            e.event_id,
+                            RecentEvent(e.item_id, e.type, e.timestamp, e.rating),
+                        )
+                    )
                     rows.sort(key=lambda row: (row[0], row[1]))
                     del rows[:-RECENT_N]
                 self._counts[e.type.value][e.item_id] += 1

@@ -258,22 +258,43 @@ class LLMClient:
         return max(0.05, min(self.timeout_s, budget.left_s()))
 
     def _done(
-        self, kind: str, prompt: str | None, start: float, tokens: tuple[int, int] = (0, 0),
-        cached: bool = False, error: str | None = None,
-    ) -> float:  # fmt: skip
+        self,
+        kind: str,
+        prompt: str | None,
+        start: float,
+        tokens: tuple[int, int] = (0, 0),
+        cached: bool = False,
+        error: str | None = None,
+    ) -> float:
         """Log and report one finished call; returns its latency in ms."""
         latency = (time.perf_counter() - start) * 1e3
-        self._record(CallRecord(self.model, prompt, kind, latency, tokens[0], tokens[1], cached,
-                                error is None, error))  # fmt: skip
+        self._record(
+            CallRecord(
+                self.model,
+                prompt,
+                kind,
+                latency,
+                tokens[0],
+                tokens[1],
+                cached,
+                error is None,
+                error,
+            )
+        )
         return latency
 
     def _record(self, record: CallRecord) -> None:
         log.info(
             "llm %s model=%s prompt=%s latency_ms=%.0f tokens=%d+%d cached=%s%s",
-            record.kind, record.model, record.prompt, record.latency_ms, record.prompt_tokens,
-            record.completion_tokens, record.cached,
+            record.kind,
+            record.model,
+            record.prompt,
+            record.latency_ms,
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.cached,
             "" if record.ok else f" error={record.error}",
-        )  # fmt: skip
+        )
         if self.on_call is not None:
             try:
                 self.on_call(record)
@@ -288,9 +309,14 @@ class LLMClient:
             timeout = self._timeout(budget)
             try:
                 return litellm.completion(
-                    model=self.model, messages=messages, timeout=timeout, num_retries=0,
-                    api_base=self.api_base, api_key=self.api_key, **params,
-                )  # fmt: skip
+                    model=self.model,
+                    messages=messages,
+                    timeout=timeout,
+                    num_retries=0,
+                    api_base=self.api_base,
+                    api_key=self.api_key,
+                    **params,
+                )
             except Exception as exc:
                 transient = any(word in str(exc).lower() for word in TRANSIENT)
                 if attempt >= self.retries or not transient:
@@ -299,10 +325,18 @@ class LLMClient:
                 time.sleep(RETRY_BACKOFF_S * attempt)
 
     def complete(
-        self, messages: Sequence[dict], *, prompt: str | None = None, max_tokens: int = 256,
-        temperature: float = 0.0, stop: Sequence[str] | None = None, top_p: float | None = None,
-        budget: Budget | None = None, cache: bool = True, schema: dict | None = None,
-    ) -> LLMResult:  # fmt: skip
+        self,
+        messages: Sequence[dict],
+        *,
+        prompt: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+        budget: Budget | None = None,
+        cache: bool = True,
+        schema: dict | None = None,
+    ) -> LLMResult:
         """Text of one completion; `schema` asks for JSON matching it (not validated here)."""
         self._setup()
         messages = [dict(m) for m in messages]
@@ -336,10 +370,17 @@ class LLMClient:
         return LLMResult(text.strip(), self.model, prompt, latency, p_tok, c_tok, False)
 
     def stream(
-        self, messages: Sequence[dict], *, prompt: str | None = None, max_tokens: int = 256,
-        temperature: float = 0.0, stop: Sequence[str] | None = None, top_p: float | None = None,
-        budget: Budget | None = None, cache: bool = True,
-    ) -> Iterator[str]:  # fmt: skip
+        self,
+        messages: Sequence[dict],
+        *,
+        prompt: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+        budget: Budget | None = None,
+        cache: bool = True,
+    ) -> Iterator[str]:
         """Text pieces as they arrive. A cached answer comes back as one piece.
 
         Raises LLMError before the first piece when the call cannot start; a failure
@@ -351,18 +392,29 @@ class LLMClient:
         key = ResponseCache.key({"model": self.model, "messages": messages, **params})
         start = time.perf_counter()
         if cache and temperature == 0 and (hit := self.cache.get(key)) is not None:
-            self._done("stream", prompt, start, (hit["prompt_tokens"], hit["completion_tokens"]),
-                       cached=True)  # fmt: skip
+            self._done(
+                "stream",
+                prompt,
+                start,
+                (hit["prompt_tokens"], hit["completion_tokens"]),
+                cached=True,
+            )
             if hit["text"]:
                 yield hit["text"]
             return
         litellm = _litellm()
         try:
             chunks = litellm.completion(
-                model=self.model, messages=messages, timeout=self._timeout(budget),
-                num_retries=0, api_base=self.api_base, api_key=self.api_key, stream=True,
-                stream_options={"include_usage": True}, **params,
-            )  # fmt: skip
+                model=self.model,
+                messages=messages,
+                timeout=self._timeout(budget),
+                num_retries=0,
+                api_base=self.api_base,
+                api_key=self.api_key,
+                stream=True,
+                stream_options={"include_usage": True},
+                **params,
+            )
         except BudgetSpent:
             raise
         except Exception as exc:
@@ -392,18 +444,31 @@ class LLMClient:
             if budget is not None:
                 budget.spend(p_tok + c_tok)
             if error is None and cache and temperature == 0:
-                self.cache.put(key, {"text": text, "prompt_tokens": p_tok,
-                                     "completion_tokens": c_tok})  # fmt: skip
+                self.cache.put(
+                    key, {"text": text, "prompt_tokens": p_tok, "completion_tokens": c_tok}
+                )
             self._done("stream", prompt, start, (p_tok, c_tok), error=error)
 
     def structured(
-        self, messages: Sequence[dict], schema: dict, *, prompt: str | None = None,
-        max_tokens: int = 256, temperature: float = 0.0, budget: Budget | None = None,
+        self,
+        messages: Sequence[dict],
+        schema: dict,
+        *,
+        prompt: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        budget: Budget | None = None,
         cache: bool = True,
-    ) -> StructuredResult:  # fmt: skip
+    ) -> StructuredResult:
         """A JSON object valid against `schema`: asked for, validated, repaired once."""
-        args = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
-                "budget": budget, "cache": cache, "schema": schema}  # fmt: skip
+        args = {
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "budget": budget,
+            "cache": cache,
+            "schema": schema,
+        }
         first = self.complete(messages, **args)
         value, problem = _validated(first.text, schema)
         if value is not None:
@@ -411,9 +476,12 @@ class LLMClient:
         repair = [
             *messages,
             {"role": "assistant", "content": first.text},
-            {"role": "user", "content": f"That output is invalid: {problem}. Reply with only "
-             f"a corrected JSON object matching this schema: {json.dumps(schema)}"},
-        ]  # fmt: skip
+            {
+                "role": "user",
+                "content": f"That output is invalid: {problem}. Reply with only "
+                f"a corrected JSON object matching this schema: {json.dumps(schema)}",
+            },
+        ]
         second = self.complete(repair, **args)
         value, problem = _validated(second.text, schema)
         if value is None:
@@ -421,9 +489,13 @@ class LLMClient:
         return StructuredResult(value, second, repaired=True)
 
     def score(
-        self, prompt_text: str, options: Sequence[str], *, prompt: str | None = None,
+        self,
+        prompt_text: str,
+        options: Sequence[str],
+        *,
+        prompt: str | None = None,
         budget: Budget | None = None,
-    ) -> list[float]:  # fmt: skip
+    ) -> list[float]:
         """log P(first token of option | prompt_text) per option, one forward pass in all
         (options must start with distinct tokens): the embedded models only.
 
@@ -466,8 +538,13 @@ def client_from_settings(settings, redis_client: redis.Redis | None = None, on_c
     """The configured client; the cache lives in Redis when the service has one."""
     cache = ResponseCache(redis_client, settings.redis_prefix, settings.llm_cache_ttl_s)
     return LLMClient(
-        model=settings.llm_model, cache=cache, timeout_s=settings.llm_timeout_s,
-        retries=settings.llm_retries, api_base=settings.llm_api_base,
-        api_key=settings.llm_api_key, cache_dir=Path(settings.cache_dir),
-        threads=settings.llm_threads, on_call=on_call,
-    )  # fmt: skip
+        model=settings.llm_model,
+        cache=cache,
+        timeout_s=settings.llm_timeout_s,
+        retries=settings.llm_retries,
+        api_base=settings.llm_api_base,
+        api_key=settings.llm_api_key,
+        cache_dir=Path(settings.cache_dir),
+        threads=settings.llm_threads,
+        on_call=on_call,
+    )

@@ -72,8 +72,9 @@ class Facts:
 
 def template(facts: Facts) -> str:
     """The deterministic reason: the strongest fact first, in plain words."""
-    matched = list(dict.fromkeys(m.lower() for m in (*facts.genres, *facts.keywords,
-                                                       *facts.moods)))[:3]  # fmt: skip
+    matched = list(
+        dict.fromkeys(m.lower() for m in (*facts.genres, *facts.keywords, *facts.moods))
+    )[:3]
     if facts.like_title:
         text = f"Like {facts.like_title}, which you asked about"
     elif facts.watched:
@@ -100,8 +101,11 @@ class TitleGuard:
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = sorted({t.strip() for t in self.titles if len(t.strip()) >= self.min_chars},
-                       key=len, reverse=True)  # fmt: skip
+        names = sorted(
+            {t.strip() for t in self.titles if len(t.strip()) >= self.min_chars},
+            key=len,
+            reverse=True,
+        )
         if names:
             body = "|".join(re.escape(n) for n in names)
             self._pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.I)
@@ -149,19 +153,27 @@ def grounded(text: str, facts: Facts, guard: TitleGuard, history: Sequence[str])
 
 
 def phrase(
-    client: LLMClient, prompt: Prompt, facts: Facts, guard: TitleGuard,
-    history: Sequence[str], budget: Budget | None = None,
-) -> str | None:  # fmt: skip
+    client: LLMClient,
+    prompt: Prompt,
+    facts: Facts,
+    guard: TitleGuard,
+    history: Sequence[str],
+    budget: Budget | None = None,
+) -> str | None:
     """The LLM's sentence for these facts, or None (off, failed, over budget, ungrounded)."""
     if not client.enabled:
         return None
     params = prompt.spec.params
     try:
         out = client.complete(
-            prompt.render(title=facts.title, facts=facts.lines()), prompt=prompt.ref,
-            max_tokens=params.max_tokens, temperature=params.temperature, stop=params.stop,
-            top_p=params.top_p, budget=budget,
-        )  # fmt: skip
+            prompt.render(title=facts.title, facts=facts.lines()),
+            prompt=prompt.ref,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            stop=params.stop,
+            top_p=params.top_p,
+            budget=budget,
+        )
     except (LLMError, PromptError):
         return None
     text = out.text.strip().strip('"').strip()

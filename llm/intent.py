@@ -315,28 +315,86 @@ GENRE_ALIASES: dict[str, tuple[str, ...]] = {
 
 # Two-letter codes as TMDB's original_language uses them ("cn" is TMDB's Cantonese).
 LANGUAGES: dict[str, str] = {
-    "english": "en", "french": "fr", "japanese": "ja", "korean": "ko", "spanish": "es",
-    "mexican": "es", "german": "de", "italian": "it", "hindi": "hi", "bollywood": "hi",
-    "chinese": "zh", "mandarin": "zh", "cantonese": "cn", "portuguese": "pt",
-    "brazilian": "pt", "russian": "ru", "swedish": "sv", "danish": "da", "norwegian": "no",
-    "finnish": "fi", "dutch": "nl", "polish": "pl", "turkish": "tr", "greek": "el",
-    "persian": "fa", "farsi": "fa", "iranian": "fa", "arabic": "ar", "hebrew": "he",
-    "thai": "th", "tamil": "ta", "telugu": "te", "czech": "cs", "hungarian": "hu",
-    "icelandic": "is", "indonesian": "id", "vietnamese": "vi", "romanian": "ro",
+    "english": "en",
+    "french": "fr",
+    "japanese": "ja",
+    "korean": "ko",
+    "spanish": "es",
+    "mexican": "es",
+    "german": "de",
+    "italian": "it",
+    "hindi": "hi",
+    "bollywood": "hi",
+    "chinese": "zh",
+    "mandarin": "zh",
+    "cantonese": "cn",
+    "portuguese": "pt",
+    "brazilian": "pt",
+    "russian": "ru",
+    "swedish": "sv",
+    "danish": "da",
+    "norwegian": "no",
+    "finnish": "fi",
+    "dutch": "nl",
+    "polish": "pl",
+    "turkish": "tr",
+    "greek": "el",
+    "persian": "fa",
+    "farsi": "fa",
+    "iranian": "fa",
+    "arabic": "ar",
+    "hebrew": "he",
+    "thai": "th",
+    "tamil": "ta",
+    "telugu": "te",
+    "czech": "cs",
+    "hungarian": "hu",
+    "icelandic": "is",
+    "indonesian": "id",
+    "vietnamese": "vi",
+    "romanian": "ro",
     "ukrainian": "uk",
-}  # fmt: skip
+}
 
 NUMBER_WORDS: dict[str, int] = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "dozen": 12,
-}  # fmt: skip
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "dozen": 12,
+}
 
 DECADE_WORDS: dict[str, int] = {
-    "twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
-    "seventies": 1970, "eighties": 1980, "nineties": 1990, "noughties": 2000, "aughts": 2000,
-}  # fmt: skip
+    "twenties": 1920,
+    "thirties": 1930,
+    "forties": 1940,
+    "fifties": 1950,
+    "sixties": 1960,
+    "seventies": 1970,
+    "eighties": 1980,
+    "nineties": 1990,
+    "noughties": 2000,
+    "aughts": 2000,
+}
 
 
 def _words(text: str) -> frozenset[str]:
@@ -688,9 +746,12 @@ class _FuzzyIndex:
                 budget = _typo_budget(word)
                 for n in range(len(word) - budget, len(word) + budget + 1):
                     found = process.extract(
-                        word, self.by_length.get(n, ()), scorer=OSA.distance,
-                        score_cutoff=budget, limit=None,
-                    )  # fmt: skip
+                        word,
+                        self.by_length.get(n, ()),
+                        scorer=OSA.distance,
+                        score_cutoff=budget,
+                        limit=None,
+                    )
                     close.extend(match for match, _, _ in found)
             hit = frozenset(row for match in close for row in self.rows[match])
             if len(self.near) >= _NEAR_MEMO_SIZE:
@@ -750,9 +811,11 @@ def _resolve_fuzzy(titles: TitleIndex, phrase: _Phrase, exact: bool) -> int | No
                 continue
             coverage = (1.0 if len(run) == len(have) else 0.5) * len(run) / len(have)
             key = (
-                -round(score, 1), -coverage, -float(titles.popularity[row]),
+                -round(score, 1),
+                -coverage,
+                -float(titles.popularity[row]),
                 int(titles.item_ids[row]),
-            )  # fmt: skip
+            )
             best = key if best is None or key < best else best
     return None if best is None else best[3]
 

@@ -40,12 +40,26 @@ log = logging.getLogger("marquee.llm")
 
 # The words a model reads for each MovieLens genre ("Sci-Fi" is not how people talk).
 GENRE_WORDS = {
-    "Action": "action", "Adventure": "adventure", "Animation": "animation",
-    "Children": "family", "Comedy": "comedy", "Crime": "crime", "Documentary": "documentary",
-    "Drama": "drama", "Fantasy": "fantasy", "Film-Noir": "film noir", "Horror": "horror",
-    "IMAX": "imax", "Musical": "musical", "Mystery": "mystery", "Romance": "romance",
-    "Sci-Fi": "science fiction", "Thriller": "thriller", "War": "war", "Western": "western",
-}  # fmt: skip
+    "Action": "action",
+    "Adventure": "adventure",
+    "Animation": "animation",
+    "Children": "family",
+    "Comedy": "comedy",
+    "Crime": "crime",
+    "Documentary": "documentary",
+    "Drama": "drama",
+    "Fantasy": "fantasy",
+    "Film-Noir": "film noir",
+    "Horror": "horror",
+    "IMAX": "imax",
+    "Musical": "musical",
+    "Mystery": "mystery",
+    "Romance": "romance",
+    "Sci-Fi": "science fiction",
+    "Thriller": "thriller",
+    "War": "war",
+    "Western": "western",
+}
 # Content-free requests whose mean score is the model's prior per genre.
 NEUTRAL = ("a movie", "N/A", "something to watch")
 MAX_PREFER = 2
@@ -93,9 +107,13 @@ class IntentModel:
             self.propose("a movie", genres, None)
 
     def propose(
-        self, message: str, genres: Sequence[str], previous: RetrievalQuery | None,
-        budget: Budget | None = None, prompt: Prompt | None = None,
-    ) -> Proposal | None:  # fmt: skip
+        self,
+        message: str,
+        genres: Sequence[str],
+        previous: RetrievalQuery | None,
+        budget: Budget | None = None,
+        prompt: Prompt | None = None,
+    ) -> Proposal | None:
         """`prompt` overrides the live version (the prompt lab's drafts, eval runs)."""
         if not self.client.enabled:
             return None
@@ -118,8 +136,7 @@ class IntentModel:
             from llm.local import prefilled
 
             rendered = prefilled(self.client.local, prompt.render(message=text))
-            return np.array(self.client.score(rendered, options, prompt=prompt.ref,
-                                              budget=budget))  # fmt: skip
+            return np.array(self.client.score(rendered, options, prompt=prompt.ref, budget=budget))
 
         key = (self.client.model, prompt.ref, tuple(labels))
         with self._lock:
@@ -132,24 +149,35 @@ class IntentModel:
         order = np.argsort(-calibrated, kind="stable")
         bar = max(float(np.median(calibrated)) + MARGIN, calibrated[order[0]] - SECOND_WITHIN)
         prefer = [labels[i] for i in order[:MAX_PREFER] if calibrated[i] >= bar]
-        return Proposal(prefer, prompt=prompt.ref,
-                        scores={g: round(float(s), 3) for g, s in zip(labels, calibrated,
-                                                                         strict=True)})  # fmt: skip
+        return Proposal(
+            prefer,
+            prompt=prompt.ref,
+            scores={g: round(float(s), 3) for g, s in zip(labels, calibrated, strict=True)},
+        )
 
     def _structured(
-        self, message: str, genres: Sequence[str], previous: RetrievalQuery | None,
-        budget: Budget | None, prompt: Prompt | None,
-    ) -> Proposal:  # fmt: skip
+        self,
+        message: str,
+        genres: Sequence[str],
+        previous: RetrievalQuery | None,
+        budget: Budget | None,
+        prompt: Prompt | None,
+    ) -> Proposal:
         prompt = prompt or self._live("intent")
         messages = prompt.render(
-            message=message, genres=list(genres),
+            message=message,
+            genres=list(genres),
             previous=previous.model_dump(exclude={"text", "count"}) if previous else None,
-        )  # fmt: skip
+        )
         params = prompt.spec.params
         out = self.client.structured(
-            messages, prompt.spec.output_schema or {"type": "object"}, prompt=prompt.ref,
-            max_tokens=params.max_tokens, temperature=params.temperature, budget=budget,
-        )  # fmt: skip
+            messages,
+            prompt.spec.output_schema or {"type": "object"},
+            prompt=prompt.ref,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            budget=budget,
+        )
         value = out.value
         vocab = set(genres)
 
@@ -161,12 +189,22 @@ class IntentModel:
             return v if isinstance(v, int) and 1870 <= v <= 2100 else None
 
         moods = [m for m in value.get("mood_terms") or [] if isinstance(m, str)]
-        return Proposal(names("include_genres"), names("exclude_genres"), moods,
-                        year("year_min"), year("year_max"), prompt.ref)  # fmt: skip
+        return Proposal(
+            names("include_genres"),
+            names("exclude_genres"),
+            moods,
+            year("year_min"),
+            year("year_max"),
+            prompt.ref,
+        )
 
 
-def merge(base: RetrievalQuery, proposal: Proposal | None, message: str,
-          previous: RetrievalQuery | None = None) -> RetrievalQuery:  # fmt: skip
+def merge(
+    base: RetrievalQuery,
+    proposal: Proposal | None,
+    message: str,
+    previous: RetrievalQuery | None = None,
+) -> RetrievalQuery:
     """`base` plus the parts of `proposal` that the message supports (module docstring)."""
     if proposal is None:
         if previous is not None and base.text == previous.text:  # a bare follow-up
@@ -185,13 +223,20 @@ def merge(base: RetrievalQuery, proposal: Proposal | None, message: str,
             year_min, year_max = low, high
     words = set(re.findall(r"[a-z]+", message.lower()))
     moods = list(base.mood_terms) + [
-        m for m in proposal.mood_terms
+        m
+        for m in proposal.mood_terms
         if m.lower() not in base.mood_terms and set(re.findall(r"[a-z]+", m.lower())) <= words
-    ]  # fmt: skip
-    return RetrievalQuery.model_validate({
-        **base.model_dump(), "prefer_genres": prefer, "exclude_genres": exclude,
-        "year_min": year_min, "year_max": year_max, "mood_terms": moods,
-    })  # fmt: skip
+    ]
+    return RetrievalQuery.model_validate(
+        {
+            **base.model_dump(),
+            "prefer_genres": prefer,
+            "exclude_genres": exclude,
+            "year_min": year_min,
+            "year_max": year_max,
+            "mood_terms": moods,
+        }
+    )
 
 
 def eval_output(client: LLMClient, prompt: Prompt, inputs: dict, budget=None) -> dict:

@@ -45,31 +45,54 @@ class LocalProvider(CustomLLM):
         llm = loaded(model)
         params = kwargs.get("optional_params") or {}
         text, prompt_tokens, completion_tokens = llm.chat(
-            messages, schema=_schema(params), deadline=_deadline(kwargs.get("timeout")),
+            messages,
+            schema=_schema(params),
+            deadline=_deadline(kwargs.get("timeout")),
             **_args(params),
-        )  # fmt: skip
+        )
         return ModelResponse(
             model=f"local/{model}",
-            choices=[Choices(index=0, finish_reason="stop",
-                             message=Message(role="assistant", content=text))],
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                        total_tokens=prompt_tokens + completion_tokens),
-        )  # fmt: skip
+            choices=[
+                Choices(
+                    index=0, finish_reason="stop", message=Message(role="assistant", content=text)
+                )
+            ],
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )
 
     def streaming(self, model: str, messages: list, *args, **kwargs) -> Iterator[dict]:
         llm = loaded(model)
         params = kwargs.get("optional_params") or {}
         count = 0
-        for piece in llm.stream(messages, schema=_schema(params),
-                                deadline=_deadline(kwargs.get("timeout")),
-                                **_args(params)):  # fmt: skip
+        for piece in llm.stream(
+            messages,
+            schema=_schema(params),
+            deadline=_deadline(kwargs.get("timeout")),
+            **_args(params),
+        ):
             count += 1
-            yield {"text": piece, "is_finished": False, "finish_reason": None, "index": 0,
-                   "tool_use": None, "usage": None}  # fmt: skip
+            yield {
+                "text": piece,
+                "is_finished": False,
+                "finish_reason": None,
+                "index": 0,
+                "tool_use": None,
+                "usage": None,
+            }
         prompt_tokens = llm.count_tokens(llm.format(messages))
         yield {
-            "text": "", "is_finished": True, "finish_reason": "stop", "index": 0,
+            "text": "",
+            "is_finished": True,
+            "finish_reason": "stop",
+            "index": 0,
             "tool_use": None,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": count,
-                      "total_tokens": prompt_tokens + count},
-        }  # fmt: skip
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": count,
+                "total_tokens": prompt_tokens + count,
+            },
+        }

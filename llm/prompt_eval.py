@@ -123,17 +123,27 @@ def call_prompt(
             result = None
         elif spec.output_schema is not None:
             result = client.structured(
-                messages, spec.output_schema, prompt=prompt.ref, max_tokens=spec.params.max_tokens,
-                temperature=spec.params.temperature, budget=budget, cache=False,
-            )  # fmt: skip
+                messages,
+                spec.output_schema,
+                prompt=prompt.ref,
+                max_tokens=spec.params.max_tokens,
+                temperature=spec.params.temperature,
+                budget=budget,
+                cache=False,
+            )
             value = result.value
             text = json.dumps(value, ensure_ascii=False)
         else:
             result = client.complete(
-                messages, prompt=prompt.ref, max_tokens=spec.params.max_tokens,
-                temperature=spec.params.temperature, stop=spec.params.stop,
-                top_p=spec.params.top_p, budget=budget, cache=False,
-            )  # fmt: skip
+                messages,
+                prompt=prompt.ref,
+                max_tokens=spec.params.max_tokens,
+                temperature=spec.params.temperature,
+                stop=spec.params.stop,
+                top_p=spec.params.top_p,
+                budget=budget,
+                cache=False,
+            )
             text = result.text.strip()
             value = text
     except Exception as exc:  # LLMError and whatever a provider raises: the case fails
@@ -294,10 +304,13 @@ def run_cases(
         outcome = call_prompt(prompt, case.inputs, client)
         reasons = check_case(prompt, case, outcome)
         row = CaseResult(
-            id=case.id, passed=not reasons, reasons=reasons,
+            id=case.id,
+            passed=not reasons,
+            reasons=reasons,
             output=outcome.value if outcome.error is None else None,
-            latency_ms=round(outcome.latency_ms, 1), error=outcome.error,
-        )  # fmt: skip
+            latency_ms=round(outcome.latency_ms, 1),
+            error=outcome.error,
+        )
         report.rows.append(row)
         if outcome.error is None:
             report.model = outcome.model

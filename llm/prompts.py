@@ -121,9 +121,17 @@ class PromptSpec(BaseModel):
 
 
 CHECK_KINDS = (
-    "contains", "not_contains", "equals", "one_of", "matches", "not_matches", "max_words",
-    "max_sentences", "valid_json", "ids_subset_of_input",
-)  # fmt: skip
+    "contains",
+    "not_contains",
+    "equals",
+    "one_of",
+    "matches",
+    "not_matches",
+    "max_words",
+    "max_sentences",
+    "valid_json",
+    "ids_subset_of_input",
+)
 
 
 class Check(BaseModel):
@@ -639,10 +647,14 @@ class PromptRegistry:
                 errors.append((case, str(exc)))
             if prompt.spec.output_schema is None:
                 errors.extend(
-                    (case, f"{prompt.ref} has no output_schema, so check path {c.path!r} "
-                           "cannot apply (free text)")
-                    for c in case.expect if c.path is not None
-                )  # fmt: skip
+                    (
+                        case,
+                        f"{prompt.ref} has no output_schema, so check path {c.path!r} "
+                        "cannot apply (free text)",
+                    )
+                    for c in case.expect
+                    if c.path is not None
+                )
         return errors
 
     def validate_all(self) -> list[str]:

@@ -15,13 +15,26 @@ from llm.intent import RetrievalQuery
 from llm.prompts import Prompt
 
 _PLURAL = {
-    "Comedy": "comedies", "Sci-Fi": "science fiction", "Film-Noir": "film noir",
-    "Children": "family films", "Animation": "animated films", "Documentary": "documentaries",
-    "Musical": "musicals", "Mystery": "mysteries", "Romance": "romances", "Western": "westerns",
-    "Thriller": "thrillers", "Drama": "dramas", "Fantasy": "fantasy", "Horror": "horror",
-    "War": "war films", "Crime": "crime films", "Action": "action films",
-    "Adventure": "adventures", "IMAX": "IMAX films",
-}  # fmt: skip
+    "Comedy": "comedies",
+    "Sci-Fi": "science fiction",
+    "Film-Noir": "film noir",
+    "Children": "family films",
+    "Animation": "animated films",
+    "Documentary": "documentaries",
+    "Musical": "musicals",
+    "Mystery": "mysteries",
+    "Romance": "romances",
+    "Western": "westerns",
+    "Thriller": "thrillers",
+    "Drama": "dramas",
+    "Fantasy": "fantasy",
+    "Horror": "horror",
+    "War": "war films",
+    "Crime": "crime films",
+    "Action": "action films",
+    "Adventure": "adventures",
+    "IMAX": "IMAX films",
+}
 
 
 def _years(query: RetrievalQuery) -> str | None:
@@ -77,13 +90,21 @@ def reply_is_grounded(text: str, titles: Sequence[str], guard: TitleGuard) -> bo
 
 
 def stream_reply(
-    client: LLMClient, prompt: Prompt, message: str, summary: str, titles: Sequence[str],
+    client: LLMClient,
+    prompt: Prompt,
+    message: str,
+    summary: str,
+    titles: Sequence[str],
     budget: Budget | None,
-) -> Iterator[str]:  # fmt: skip
+) -> Iterator[str]:
     """Pieces of the LLM's reply; raises LLMError before the first piece if it cannot start."""
     params = prompt.spec.params
     yield from client.stream(
         prompt.render(message=message, summary=summary, titles=list(titles[:3])),
-        prompt=prompt.ref, max_tokens=params.max_tokens, temperature=params.temperature,
-        stop=params.stop, top_p=params.top_p, budget=budget,
-    )  # fmt: skip
+        prompt=prompt.ref,
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        stop=params.stop,
+        top_p=params.top_p,
+        budget=budget,
+    )

@@ -269,9 +269,14 @@ class LLMReranker:
             skipped: str | None, scores: dict[int, float] | None = None, final=None
         ) -> RerankResult:
             return RerankResult(
-                final or order, scores, skipped, ref, (time.perf_counter() - start) * 1e3,
-                self.weight if skipped is None else 0.0, self.scheme,
-            )  # fmt: skip
+                final or order,
+                scores,
+                skipped,
+                ref,
+                (time.perf_counter() - start) * 1e3,
+                self.weight if skipped is None else 0.0,
+                self.scheme,
+            )
 
         if self.weight <= 0:
             return done("weight 0 (the re-rank is off for this model)")
@@ -328,11 +333,15 @@ class LLMReranker:
             history=[dict(h) for h in history[-self.history_len :]],
             request=request or None,
             candidates=[
-                {"label": LABELS[j], "title": candidates[p]["title"],
-                 "year": candidates[p]["year"], "genres": list(candidates[p]["genres"])}
+                {
+                    "label": LABELS[j],
+                    "title": candidates[p]["title"],
+                    "year": candidates[p]["year"],
+                    "genres": list(candidates[p]["genres"]),
+                }
                 for j, p in enumerate(shown)
             ],
-        )  # fmt: skip
+        )
         text = self.client.local.format(messages)
         sep = "" if text[-1:].isspace() else " "
         return f"{text}{sep}{ANSWER_PREFIX}", shown
@@ -408,14 +417,24 @@ class LLMReranker:
             messages = prompt.render(
                 history=[dict(h) for h in history[-self.history_len :]],
                 request=request or None,
-                candidates=[{"id": int(c["id"]), "title": c["title"], "year": c["year"],
-                             "genres": list(c["genres"])} for c in shown],
-            )  # fmt: skip
+                candidates=[
+                    {
+                        "id": int(c["id"]),
+                        "title": c["title"],
+                        "year": c["year"],
+                        "genres": list(c["genres"]),
+                    }
+                    for c in shown
+                ],
+            )
             answer = self.client.structured(
-                messages, prompt.spec.output_schema, prompt=prompt.ref, budget=budget,
+                messages,
+                prompt.spec.output_schema,
+                prompt=prompt.ref,
+                budget=budget,
                 max_tokens=prompt.spec.params.max_tokens,
                 temperature=prompt.spec.params.temperature,
-            )  # fmt: skip
+            )
             ranking = parse_ranking(answer.value, ids, self.catalog_ids)
             passes.append(reciprocal_rank_scores(ranking))
         scores = _mean_scores(passes)
@@ -454,13 +473,22 @@ def eval_output(client: LLMClient, prompt, inputs: dict, budget=None) -> str:
     """What `rerank_local` answers for its eval cases: the letter the embedded model scores
     highest, with the measured scheme and calibration (it is scored, never generated)."""
     measured = MEASURED.get(client.model, Measured(1.0, "forward+reversed", True, False))
-    reranker = LLMReranker(client, _OnePrompt(prompt), weight=1.0, scheme=measured.scheme,
-                           calibrate=measured.calibrate)  # fmt: skip
+    reranker = LLMReranker(
+        client, _OnePrompt(prompt), weight=1.0, scheme=measured.scheme, calibrate=measured.calibrate
+    )
     given = list(inputs["candidates"])
-    head = [RerankCandidate(id=i, title=c["title"], year=c.get("year"),
-                            genres=list(c.get("genres") or []), score=0.0)
-            for i, c in enumerate(given)]  # fmt: skip
-    scores = reranker._local_scores(list(inputs.get("history") or []), inputs.get("request"),
-                                    head, budget)  # fmt: skip
+    head = [
+        RerankCandidate(
+            id=i,
+            title=c["title"],
+            year=c.get("year"),
+            genres=list(c.get("genres") or []),
+            score=0.0,
+        )
+        for i, c in enumerate(given)
+    ]
+    scores = reranker._local_scores(
+        list(inputs.get("history") or []), inputs.get("request"), head, budget
+    )
     best = max(scores, key=lambda i: scores[i])
     return str(given[best].get("label") or LABELS[best])

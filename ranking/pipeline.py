@@ -54,9 +54,12 @@ def save_ranker(fitted: FittedRanker, items: ItemTable, folder: Path, meta: dict
     torch.save(fitted.net.state_dict(), folder / "net.pt")
     np.savez(
         folder / "items.npz",
-        item_ids=items.item_ids, genres=items.genres, years=items.years,
-        log_popularity=items.log_popularity, text=items.text,
-    )  # fmt: skip
+        item_ids=items.item_ids,
+        genres=items.genres,
+        years=items.years,
+        log_popularity=items.log_popularity,
+        text=items.text,
+    )
     payload = {
         **meta,
         "blend": asdict(fitted.blend),
@@ -74,11 +77,15 @@ def load_ranker(folder: Path) -> Ranker:
     meta = json.loads((folder / "meta.json").read_text())
     arrays = np.load(folder / "items.npz")
     items = ItemTable(
-        arrays["item_ids"], arrays["genres"], arrays["years"], arrays["log_popularity"],
+        arrays["item_ids"],
+        arrays["genres"],
+        arrays["years"],
+        arrays["log_popularity"],
         arrays["text"],
-    )  # fmt: skip
-    config = RankerConfig(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in meta["config"].items()})  # fmt: skip
+    )
+    config = RankerConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
+    )
     net = MultiTaskNet(meta["n_features"], config)
     net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
     return Ranker(net, items, BlendWeights(**meta["blend"]))

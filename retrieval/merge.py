@@ -54,18 +54,20 @@ class Pool:
         cols = sorted((r, c) for c, r in enumerate(ranks) if r >= 0)  # best rank first
         names = tuple(self.sources[c] for _, c in cols)
         return PooledCandidate(
-            int(self.item_ids[row]), names,
+            int(self.item_ids[row]),
+            names,
             {self.sources[c]: float(self.scores[row, c]) for _, c in cols},
             {self.sources[c]: r for r, c in cols},
-        )  # fmt: skip
+        )
 
     def candidates(self) -> list[PooledCandidate]:
         return [self.candidate(i) for i in range(len(self))]
 
     def source_sets(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
         """Sources of each row in column order; cheap (one lookup per row) for a page."""
-        bits = (self.ranks[np.asarray(rows, dtype=np.int64)] >= 0) @ (1 << np.arange(
-            len(self.sources)))  # fmt: skip
+        bits = (self.ranks[np.asarray(rows, dtype=np.int64)] >= 0) @ (
+            1 << np.arange(len(self.sources))
+        )
         table: dict[int, tuple[str, ...]] = {}
         out = []
         for mask in bits.tolist():
@@ -201,8 +203,10 @@ def _as_arrays(cands: SourceList) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(cands, RankedIds):
         return np.asarray(cands.ids, np.int64), np.asarray(cands.scores, np.float64)
     n = len(cands)
-    return (np.fromiter((c.item_id for c in cands), np.int64, n),
-            np.fromiter((c.score for c in cands), np.float64, n))  # fmt: skip
+    return (
+        np.fromiter((c.item_id for c in cands), np.int64, n),
+        np.fromiter((c.score for c in cands), np.float64, n),
+    )
 
 
 def merge_pool(
@@ -219,8 +223,9 @@ def merge_pool(
     arrays = [_as_arrays(lists[n]) for n in names]
     ids, scores = [a[0] for a in arrays], [a[1] for a in arrays]
     all_ids = np.concatenate([np.empty(0, np.int64), *ids])
-    all_pos = np.concatenate([np.empty(0, np.int64), *(np.full(len(a), p) for p, a in
-                                                        enumerate(ids))])  # fmt: skip
+    all_pos = np.concatenate(
+        [np.empty(0, np.int64), *(np.full(len(a), p) for p, a in enumerate(ids))]
+    )
     all_rank = np.concatenate([np.empty(0, np.int64), *(np.arange(len(a)) for a in ids)])
     # every candidate once, in interleaving order: rank 0 of each source, then rank 1, ...
     order = np.argsort(all_rank * max(n_src, 1) + all_pos, kind="stable")

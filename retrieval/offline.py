@@ -143,10 +143,16 @@ def cached_train_on_split(
     train_config = train_config or TrainConfig()
     key = hashlib.sha256(
         json.dumps(
-            [split.name, split.dataset, catalog_version, model_config.to_dict(),
-             train_config.to_dict()], sort_keys=True,
+            [
+                split.name,
+                split.dataset,
+                catalog_version,
+                model_config.to_dict(),
+                train_config.to_dict(),
+            ],
+            sort_keys=True,
         ).encode()
-    ).hexdigest()[:12]  # fmt: skip
+    ).hexdigest()[:12]
     path = Path(cache_dir) / f"two-tower-{split.dataset}-{key}.pt"
     features = ItemFeatures.build(items, split.item_ids, text_vectors)
     if path.is_file():
@@ -160,9 +166,13 @@ def cached_train_on_split(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
-        {"state": result.model.state_dict(), "best_epoch": result.best_epoch,
-         "seconds": result.seconds}, path,
-    )  # fmt: skip
+        {
+            "state": result.model.state_dict(),
+            "best_epoch": result.best_epoch,
+            "seconds": result.seconds,
+        },
+        path,
+    )
     return result
 
 

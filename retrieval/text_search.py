@@ -113,13 +113,20 @@ class TextSearch:
         tokens = self._tokens([text])
         vocab = {i: w for w, i in tokens.vocab.items()}
         words = [vocab[i] for i in tokens.ids[0]] if tokens.ids else []
-        return np.asarray(self.bm25.get_scores(words), dtype=np.float64) if words else np.zeros(
-            len(self.items))  # fmt: skip
+        return (
+            np.asarray(self.bm25.get_scores(words), dtype=np.float64)
+            if words
+            else np.zeros(len(self.items))
+        )
 
     def search(
-        self, text: str, k: int, filters: Filters | None = None, lexical: bool = True,
+        self,
+        text: str,
+        k: int,
+        filters: Filters | None = None,
+        lexical: bool = True,
         allowed: Iterable[int] | None = None,
-    ) -> list[tuple[int, float]]:  # fmt: skip
+    ) -> list[tuple[int, float]]:
         """(item id, fused score) best first, within the filters."""
         keep = self.mask(filters or Filters(), allowed)
         rows = np.flatnonzero(keep)

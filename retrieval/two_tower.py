@@ -126,8 +126,13 @@ class UserTower(nn.Module):
         self.weekday = nn.Embedding(7, dim)
         self.since_last = nn.Embedding(N_GAPS, dim)  # time from the latest event to the request
         for emb in (
-            self.gender, self.age, self.occupation, self.hour, self.weekday, self.since_last
-        ):  # fmt: skip
+            self.gender,
+            self.age,
+            self.occupation,
+            self.hour,
+            self.weekday,
+            self.since_last,
+        ):
             nn.init.zeros_(emb.weight)
         self.norm = nn.LayerNorm(dim)
         self.out = nn.Linear(dim, dim)

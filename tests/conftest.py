@@ -70,8 +70,12 @@ def run_marquee(artifacts: Path, data_dir: Path, *args: str, **env: str):
     }
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        capture_output=True, text=True, env=full_env, cwd=REPO_ROOT, timeout=900,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO_ROOT,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +100,16 @@ def ml100k_bundle(bundle_artifacts: Path, data_dir: Path) -> tuple[Path, str]:
     log = folder / "ranker-output.txt" if folder is not None else None
     if log is not None and log.is_file():  # a kept folder (MARQUEE_TEST_ARTIFACTS)
         return folder, log.read_text()
-    proc = run_marquee(bundle_artifacts, data_dir, "train", "retrieval", "--dataset", "ml-100k",
-                       "--max-epochs", "1")  # fmt: skip
+    proc = run_marquee(
+        bundle_artifacts,
+        data_dir,
+        "train",
+        "retrieval",
+        "--dataset",
+        "ml-100k",
+        "--max-epochs",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "validation recall@10" in proc.stdout
     ranker = run_marquee(bundle_artifacts, data_dir, "train", "ranker", "--dataset", "ml-100k")
@@ -116,12 +128,16 @@ def serving_settings(ml100k_bundle: tuple[Path, str], bundle_artifacts: Path, da
     client = client_or_skip()
     prefix = unique_prefix()
     yield Settings(
-        data_dir=data_dir, artifacts_dir=bundle_artifacts,
-        cache_dir=bundle_artifacts.parent / "cache", dataset="ml-100k", redis_url=URL,
-        redis_prefix=prefix, bundle_poll_s=0,
+        data_dir=data_dir,
+        artifacts_dir=bundle_artifacts,
+        cache_dir=bundle_artifacts.parent / "cache",
+        dataset="ml-100k",
+        redis_url=URL,
+        redis_prefix=prefix,
+        bundle_poll_s=0,
         # a loaded test machine must not turn LLM tests into budget tests (bench/ measures)
         chat_budget_ms=20000,
-    )  # fmt: skip
+    )
     delete_prefix(client, prefix)
 
 

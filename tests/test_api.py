@@ -51,8 +51,11 @@ def test_unknown_user_gets_a_cold_start_feed_not_a_404(api) -> None:
 
 
 def test_onboarding_seeds_the_cold_start_feed(api, api_service) -> None:
-    body = {"demographics": {"age": 25, "gender": "F", "occupation": "student"},
-            "liked_genres": ["animation"], "liked_titles": ["toy story"]}  # fmt: skip
+    body = {
+        "demographics": {"age": 25, "gender": "F", "occupation": "student"},
+        "liked_genres": ["animation"],
+        "liked_titles": ["toy story"],
+    }
     r = api.post("/v1/users", json=body)
     assert r.status_code == 201, r.text
     user = r.json()
@@ -104,8 +107,9 @@ def test_invalid_queries_get_a_readable_422(api, path, params, needle) -> None:
         ({"type": "like", "user_id": 1, "item_id": 1, "extra": 1}, "extra"),
     ],
 )
-def test_invalid_events_get_a_readable_422_and_nothing_is_stored(api, api_service, event,
-                                                                 needle) -> None:  # fmt: skip
+def test_invalid_events_get_a_readable_422_and_nothing_is_stored(
+    api, api_service, event, needle
+) -> None:
     before = sum(1 for _ in api_service.events.read_all())
     good = {"event_id": eid(), "type": "click", "user_id": 1, "item_id": 1}
     r = api.post("/v1/events", json={"events": [good, {"event_id": eid(), **event}]})
@@ -133,8 +137,10 @@ def test_items_similar_and_search(api) -> None:
 
 
 def test_events_are_idempotent_and_stamped_with_the_variant(api, api_service) -> None:
-    events = [{"event_id": eid(), "type": t, "user_id": 21, "item_id": 1, "position": 0}
-              for t in ("impression", "click")]  # fmt: skip
+    events = [
+        {"event_id": eid(), "type": t, "user_id": 21, "item_id": 1, "position": 0}
+        for t in ("impression", "click")
+    ]
     r = api.post("/v1/events", json={"events": events})
     assert r.status_code == 202 and r.json()["accepted"] == 2
     again = api.post("/v1/events", json={"events": events})
@@ -152,8 +158,10 @@ def test_a_like_changes_the_next_feed_within_two_seconds(api, api_service) -> No
     seen = history_of(api_service, user) | set(before)
     liked = next(i for i in (1, 50, 100, 181, 258, 286, 294, 300) if i not in seen)
     start = time.monotonic()
-    r = api.post("/v1/events", json={"events": [
-        {"event_id": eid(), "type": "like", "user_id": user, "item_id": liked}]})  # fmt: skip
+    r = api.post(
+        "/v1/events",
+        json={"events": [{"event_id": eid(), "type": "like", "user_id": user, "item_id": liked}]},
+    )
     assert r.status_code == 202
     after = before
     while after == before and time.monotonic() - start < 2.0:
@@ -181,14 +189,20 @@ def test_unreachable_redis_degrades_to_a_stale_feed_and_refuses_events(api_servi
     from app.api import create_app
     from app.service import Service, redis_client
 
-    dead = Service(api_service.settings, api_service.catalog, api_service.funnel,
-                   client=redis_client("redis://127.0.0.1:1/0"))  # fmt: skip
+    dead = Service(
+        api_service.settings,
+        api_service.catalog,
+        api_service.funnel,
+        client=redis_client("redis://127.0.0.1:1/0"),
+    )
     with TestClient(create_app(dead), headers={"X-API-Key": "marquee-dev"}) as client:
         r = client.get("/v1/users/7/feed", params={"k": 10})
         assert r.status_code == 200 and r.json()["stale"] is True
         assert not set(ids(r)) & history_of(api_service, 7)  # the snapshot still knows them
-        r = client.post("/v1/events", json={"events": [
-            {"event_id": eid(), "type": "like", "user_id": 7, "item_id": 1}]})  # fmt: skip
+        r = client.post(
+            "/v1/events",
+            json={"events": [{"event_id": eid(), "type": "like", "user_id": 7, "item_id": 1}]},
+        )
         assert r.status_code == 503 and "nothing was stored" in r.json()["message"]
         ready = client.get("/readyz").json()
         assert ready["ready"] and ready["degraded"] and ready["checks"]["redis"] is False
@@ -260,9 +274,12 @@ def test_stored_candidate_lists_give_the_same_feed_as_computing_them_live(api_se
 def test_feeds_reuse_lists_until_the_history_changes(api, api_service) -> None:
     def outcomes() -> dict[str, float]:
         text = api.get("/metrics").text
-        return {k: float(line.rsplit(" ", 1)[1]) for k in ("stored", "live")
-                for line in text.splitlines()
-                if line.startswith(f'marquee_candidate_lists_total{{outcome="{k}"}}')}  # fmt: skip
+        return {
+            k: float(line.rsplit(" ", 1)[1])
+            for k in ("stored", "live")
+            for line in text.splitlines()
+            if line.startswith(f'marquee_candidate_lists_total{{outcome="{k}"}}')
+        }
 
     user = 57
     api.get(f"/v1/users/{user}/feed")  # computes (or reuses start-up lists) and stores
@@ -270,8 +287,10 @@ def test_feeds_reuse_lists_until_the_history_changes(api, api_service) -> None:
     api.get(f"/v1/users/{user}/feed")
     after = outcomes()
     assert after.get("stored", 0) == before.get("stored", 0) + 1
-    api.post("/v1/events", json={"events": [
-        {"event_id": eid(), "type": "watch", "user_id": user, "item_id": 1}]})  # fmt: skip
+    api.post(
+        "/v1/events",
+        json={"events": [{"event_id": eid(), "type": "watch", "user_id": user, "item_id": 1}]},
+    )
     assert wait_until(lambda: api_service.user_state(user)[0].history[-1] == 1, 5)
     api.get(f"/v1/users/{user}/feed")
     assert outcomes().get("live", 0) == after.get("live", 0) + 1

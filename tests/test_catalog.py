@@ -22,12 +22,15 @@ from .conftest import REPO_ROOT
     [
         ("Toy Story (1995)", "Toy Story", 1995),
         ("Matrix, The (1999)", "The Matrix", 1999),
-        ("City of Lost Children, The (Cité des enfants perdus, La) (1995)",
-         "The City of Lost Children (Cité des enfants perdus, La)", 1995),
+        (
+            "City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+            "The City of Lost Children (Cité des enfants perdus, La)",
+            1995,
+        ),
         ("Babylon 5", "Babylon 5", None),
         ("Fawlty Towers (1975-1979)", "Fawlty Towers", 1975),
     ],
-)  # fmt: skip
+)
 def test_split_title(raw: str, title: str, year: int | None) -> None:
     assert split_title(raw) == (title, year)
 
@@ -83,8 +86,12 @@ def broken_copy(data_dir: Path, tmp_path: Path) -> Path:
 
 
 def _settings(root: Path, tmp_path: Path) -> Settings:
-    return Settings(data_dir=root, artifacts_dir=tmp_path / "a", cache_dir=tmp_path / "c",
-                    download_base_url="http://127.0.0.1:9")  # fmt: skip
+    return Settings(
+        data_dir=root,
+        artifacts_dir=tmp_path / "a",
+        cache_dir=tmp_path / "c",
+        download_base_url="http://127.0.0.1:9",
+    )
 
 
 def _rewrite_line(path: Path, line_no: int, text: str) -> None:
@@ -147,8 +154,12 @@ def test_cli_reports_data_errors_without_traceback(broken_copy: Path, tmp_path: 
     }
     proc = subprocess.run(
         [sys.executable, "-m", "app.cli", "data", "prepare", "--dataset", "ml-latest-small"],
-        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2
     assert "ratings.csv:7" in output.replace("\n", "")

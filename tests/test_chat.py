@@ -52,8 +52,10 @@ def test_a_named_title_brings_its_neighbours_not_itself(api, api_service) -> Non
 
 
 def test_bad_chat_input_gets_a_readable_422(api) -> None:
-    for body, needle in (({"message": ""}, "body.message"),
-                         ({"message": "hi", "session_id": "../etc"}, "body.session_id"),
-                         ({"message": "hi", "count": 0}, "body.count")):  # fmt: skip
+    for body, needle in (
+        ({"message": ""}, "body.message"),
+        ({"message": "hi", "session_id": "../etc"}, "body.session_id"),
+        ({"message": "hi", "count": 0}, "body.count"),
+    ):
         r = api.post("/v1/chat", json=body)
         assert r.status_code == 422 and needle in r.json()["message"]

@@ -32,9 +32,15 @@ def _marquee(*args: str, data_dir: Path, tmp_path: Path) -> subprocess.Completed
 def test_eval_baselines_writes_report(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports"
     proc = _marquee(
-        "eval", "baselines", "--models", "MostPopular", "--out", str(out),
-        data_dir=data_dir, tmp_path=tmp_path,
-    )  # fmt: skip
+        "eval",
+        "baselines",
+        "--models",
+        "MostPopular",
+        "--out",
+        str(out),
+        data_dir=data_dir,
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "610 users" in proc.stdout and "MostPopular" in proc.stdout
     payload = json.loads((out / "baselines-ml-latest-small.json").read_text())

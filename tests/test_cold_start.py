@@ -31,11 +31,19 @@ ITEMS = pd.DataFrame(
     {
         "item_id": np.arange(10, 20),
         "genres": [
-            ["Action"], ["Action"], ["Drama"], ["Drama"], ["Comedy"],
-            ["Action", "Comedy"], ["Comedy"], ["Drama", "Romance"], ["Romance"], ["Horror"],
+            ["Action"],
+            ["Action"],
+            ["Drama"],
+            ["Drama"],
+            ["Comedy"],
+            ["Action", "Comedy"],
+            ["Comedy"],
+            ["Drama", "Romance"],
+            ["Romance"],
+            ["Horror"],
         ],
     }
-)  # fmt: skip
+)
 ITEM_IDS = ITEMS["item_id"].to_numpy()
 
 

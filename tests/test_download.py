@@ -57,8 +57,12 @@ def _publish(data_dir: Path, www: Path, name: str, tamper: str | None = None) ->
 
 def _settings(base_url: str, tmp_path: Path) -> Settings:
     # no local data dir: the loader must download
-    return Settings(data_dir=None, download_base_url=base_url,
-                    cache_dir=tmp_path / "cache", artifacts_dir=tmp_path / "artifacts")  # fmt: skip
+    return Settings(
+        data_dir=None,
+        download_base_url=base_url,
+        cache_dir=tmp_path / "cache",
+        artifacts_dir=tmp_path / "artifacts",
+    )
 
 
 def test_download_verifies_and_loads(server, data_dir: Path, tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ NOW = int(time.time())  # Redis expires trend buckets on the real clock
 
 
 def stored(i: int, kind: str = "like", user: int = 1, item: int = 10, ts: int = NOW, **kw):
-    event = Event(event_id=f"event-{i:06d}", type=kind, user_id=user, item_id=item, timestamp=ts,
-                  **kw)  # fmt: skip
+    event = Event(
+        event_id=f"event-{i:06d}", type=kind, user_id=user, item_id=item, timestamp=ts, **kw
+    )
     return StoredEvent.accept(event, variant="control", now=ts + 1)
 
 
@@ -84,13 +85,22 @@ def test_concurrent_retries_store_an_event_exactly_once(log: EventLog) -> None:
 
 
 def test_apply_is_idempotent_and_counts_by_type(state: NearlineState) -> None:
-    batch = [stored(0, "impression"), stored(1, "impression"), stored(2, "click"),
-             stored(3, "like", item=11), stored(4, "impression", item=11)]  # fmt: skip
+    batch = [
+        stored(0, "impression"),
+        stored(1, "impression"),
+        stored(2, "click"),
+        stored(3, "like", item=11),
+        stored(4, "impression", item=11),
+    ]
     assert state.apply(batch) == 5
     assert state.apply(batch) == 0  # a redelivered batch changes nothing
     counts = state.counters(["impression", "click", "like", "watch"])
-    assert counts == {"impression": {10: 2.0, 11: 1.0}, "click": {10: 1.0}, "like": {11: 1.0},
-                      "watch": {}}  # fmt: skip
+    assert counts == {
+        "impression": {10: 2.0, 11: 1.0},
+        "click": {10: 1.0},
+        "like": {11: 1.0},
+        "watch": {},
+    }
 
 
 def test_recent_keeps_latest_engagements_without_impressions(state: NearlineState) -> None:
@@ -106,11 +116,17 @@ def test_recent_keeps_latest_engagements_without_impressions(state: NearlineStat
 
 
 def test_trending_counts_the_last_day_weighted_by_engagement(state: NearlineState) -> None:
-    state.apply([
-        stored(0, "click", item=1), stored(1, "like", item=2), stored(2, "watch", item=3),
-        stored(3, "watch", item=3, user=2), stored(4, "watch", item=3, user=3),
-        stored(5, "impression", item=4), stored(6, "watch", item=9, ts=NOW - 2 * 86_400),
-    ])  # fmt: skip
+    state.apply(
+        [
+            stored(0, "click", item=1),
+            stored(1, "like", item=2),
+            stored(2, "watch", item=3),
+            stored(3, "watch", item=3, user=2),
+            stored(4, "watch", item=3, user=3),
+            stored(5, "impression", item=4),
+            stored(6, "watch", item=9, ts=NOW - 2 * 86_400),
+        ]
+    )
     ranked = state.trending(NOW + 60)
     assert ranked[:3] == [(3, 3.0), (2, 2.0), (1, 1.0)]
     assert {i for i, _ in ranked} == {1, 2, 3}  # no impressions, nothing older than a day

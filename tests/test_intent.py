@@ -15,10 +15,26 @@ from catalog.search import TitleIndex
 from llm.intent import FUNCTION_WORDS, GENERIC_WORDS, LEXICON, RetrievalQuery, parse_intent
 
 GENRES = [
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
-]  # fmt: skip
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 TODAY = date(2025, 6, 1)
 TOY_STORY, ALIEN, AMELIE, HEAT, MATRIX, IN_THE_HEAT, RONIN, HEAT_AND_DUST = range(1, 9)
 CROUCHING_TIGER, THE_HIDDEN, WES_CRAVEN, STRANGELOVE = range(9, 13)
@@ -30,21 +46,36 @@ def titles() -> TitleIndex:
         {
             "item_id": range(1, 13),
             "title": [
-                "Toy Story (1995)", "Alien (1979)", "Amélie (2001)", "Heat (1995)",
-                "Matrix, The (1999)", "In the Heat of the Night (1967)", "Ronin (1998)",
-                "Heat and Dust (1983)", "Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)",
-                "Hidden, The (1987)", "Wes Craven's New Nightmare (1994)",
+                "Toy Story (1995)",
+                "Alien (1979)",
+                "Amélie (2001)",
+                "Heat (1995)",
+                "Matrix, The (1999)",
+                "In the Heat of the Night (1967)",
+                "Ronin (1998)",
+                "Heat and Dust (1983)",
+                "Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)",
+                "Hidden, The (1987)",
+                "Wes Craven's New Nightmare (1994)",
                 "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1964)",
             ],
             "genres": [
-                ["Animation", "Children"], ["Horror", "Sci-Fi"], ["Comedy", "Romance"],
-                ["Action", "Crime"], ["Action", "Sci-Fi"], ["Drama", "Mystery"],
-                ["Action", "Thriller"], ["Drama"], ["Action", "Drama"], ["Sci-Fi"],
-                ["Horror"], ["Comedy", "War"],
+                ["Animation", "Children"],
+                ["Horror", "Sci-Fi"],
+                ["Comedy", "Romance"],
+                ["Action", "Crime"],
+                ["Action", "Sci-Fi"],
+                ["Drama", "Mystery"],
+                ["Action", "Thriller"],
+                ["Drama"],
+                ["Action", "Drama"],
+                ["Sci-Fi"],
+                ["Horror"],
+                ["Comedy", "War"],
             ],
             "popularity": [10.0, 8.0, 7.0, 6.0, 9.0, 2.0, 3.0, 1.0, 5.0, 4.0, 4.0, 5.0],
         }
-    )  # fmt: skip
+    )
     return TitleIndex(items)
 
 
@@ -485,9 +516,13 @@ def test_spelt_titles_read_as_without_the_fuzzy_step(
     index, names = movielens
     rng = random.Random(5)
     shapes = [
-        "something like {}", "movies similar to {} but funnier", "in the style of {}, 90s please",
-        "a thriller like {} and not too long", "like {} in the 90s", "like {} and Heat",
-    ]  # fmt: skip
+        "something like {}",
+        "movies similar to {} but funnier",
+        "in the style of {}, 90s please",
+        "a thriller like {} and not too long",
+        "like {} in the 90s",
+        "like {} and Heat",
+    ]
     by_popularity = sorted(range(len(index.item_ids)), key=lambda row: -index.popularity[row])
     messages = []
     for row in by_popularity[:400]:

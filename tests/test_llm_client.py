@@ -53,8 +53,11 @@ def redis_prefix():
 def local(redis_prefix, tmp_path_factory) -> tuple[LLMClient, list[CallRecord]]:
     client, prefix = redis_prefix
     records: list[CallRecord] = []
-    settings = Settings(llm_model="local/smollm2", redis_prefix=prefix,
-                        cache_dir=tmp_path_factory.mktemp("llm-cache"))  # fmt: skip
+    settings = Settings(
+        llm_model="local/smollm2",
+        redis_prefix=prefix,
+        cache_dir=tmp_path_factory.mktemp("llm-cache"),
+    )
     llm = client_from_settings(settings, client, on_call=records.append)
     llm.warm_up()
     return llm, records
@@ -86,8 +89,9 @@ def test_stream_gives_the_same_text_piece_by_piece(local) -> None:
 
 def test_structured_output_is_grammar_constrained_and_validated(local) -> None:
     llm, _ = local
-    out = llm.structured([{"role": "user", "content": "Genres for a scary night, as JSON."}],
-                         GENRES, max_tokens=40)  # fmt: skip
+    out = llm.structured(
+        [{"role": "user", "content": "Genres for a scary night, as JSON."}], GENRES, max_tokens=40
+    )
     assert set(out.value) == {"genres"}
     assert set(out.value["genres"]) <= {"Comedy", "Horror"}
 
@@ -119,8 +123,14 @@ def test_a_tight_budget_cuts_generation_short(local) -> None:
 
 
 def test_an_unreachable_provider_is_an_llm_error_not_a_hang() -> None:
-    llm = LLMClient("openai/gpt-4o-mini", ResponseCache(None, "t", 60), timeout_s=2.0,
-                    retries=1, api_base="http://127.0.0.1:9/v1", api_key="not-a-key")  # fmt: skip
+    llm = LLMClient(
+        "openai/gpt-4o-mini",
+        ResponseCache(None, "t", 60),
+        timeout_s=2.0,
+        retries=1,
+        api_base="http://127.0.0.1:9/v1",
+        api_key="not-a-key",
+    )
     start = time.perf_counter()
     with pytest.raises(LLMError):
         llm.complete(ASK, max_tokens=5)
@@ -152,10 +162,24 @@ def openai_server(tmp_path_factory):
     log = Path(tmp_path_factory.mktemp("server")) / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host",
-             "127.0.0.1", "--port", str(port), "--n_threads", "1", "--model_alias", "smollm2"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_threads",
+                "1",
+                "--model_alias",
+                "smollm2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -172,8 +196,9 @@ def openai_server(tmp_path_factory):
 
 
 def test_an_openai_compatible_server_through_litellm(openai_server) -> None:
-    llm = LLMClient("hosted_vllm/smollm2", ResponseCache(None, "t", 60),
-                    api_base=openai_server, api_key="none")  # fmt: skip
+    llm = LLMClient(
+        "hosted_vllm/smollm2", ResponseCache(None, "t", 60), api_base=openai_server, api_key="none"
+    )
     out = llm.complete(ASK, max_tokens=16)
     assert out.text and out.completion_tokens > 0
     pieces = list(llm.stream(ASK, max_tokens=16, cache=False))

@@ -84,8 +84,9 @@ def test_labels_are_single_tokens_and_match_the_answer_position(smollm2, registr
 
 def test_rerank_returns_a_permutation_of_exactly_the_input(smollm2, registry) -> None:
     # one pass keeps the test fast; the schemes differ only in which orders are averaged
-    reranker = LLMReranker(smollm2, registry, weight=1.0, scheme="forward", calibrate=False,
-                           max_candidates=4)  # fmt: skip
+    reranker = LLMReranker(
+        smollm2, registry, weight=1.0, scheme="forward", calibrate=False, max_candidates=4
+    )
     given = candidates(6)
     result = reranker.rerank(HISTORY, "something for the kids", given, Budget.of(60_000))
     assert result.skipped is None, result.skipped
@@ -119,8 +120,13 @@ def test_weight_zero_never_calls_the_model(registry) -> None:
 
 
 def test_unreachable_remote_falls_back_within_the_budget(registry) -> None:
-    client = LLMClient(model="openai/gpt-4o-mini", cache=ResponseCache(None, "t", 60),
-                       api_base="http://127.0.0.1:9/v1", api_key="x", retries=1)  # fmt: skip
+    client = LLMClient(
+        model="openai/gpt-4o-mini",
+        cache=ResponseCache(None, "t", 60),
+        api_base="http://127.0.0.1:9/v1",
+        api_key="x",
+        retries=1,
+    )
     client.warm_up()  # imports litellm (seconds, once); the service does it at start-up
     reranker = LLMReranker(client, registry, weight=0.5)
     given = candidates(5)

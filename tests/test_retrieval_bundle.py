@@ -33,8 +33,9 @@ def test_bundle_reloads_and_serves_identical_candidates(trained_bundle: Path, ml
     bundle = RetrievalBundle.load(trained_bundle)
     assert bundle.meta["dataset"] == "ml-100k" and bundle.meta["best_epoch"] >= 1
     assert bundle.index is not None and len(bundle.index) == len(ml_100k.items)
-    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
-                            bundle.occupation_vocab)  # fmt: skip
+    source = TwoTowerSource(
+        bundle.model, bundle.features.item_ids, bundle.index, bundle.occupation_vocab
+    )
     rebuilt = TwoTowerSource(bundle.model, bundle.features.item_ids, None, bundle.occupation_vocab)
     history = ml_100k.events.loc[ml_100k.events["user_id"] == 1, "item_id"].to_numpy()[:30]
     ctx = RequestContext(
@@ -50,8 +51,9 @@ def test_bundle_reloads_and_serves_identical_candidates(trained_bundle: Path, ml
 
 def test_demographics_change_the_user_vector(trained_bundle: Path) -> None:
     bundle = RetrievalBundle.load(trained_bundle)
-    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
-                            bundle.occupation_vocab)  # fmt: skip
+    source = TwoTowerSource(
+        bundle.model, bundle.features.item_ids, bundle.index, bundle.occupation_vocab
+    )
     base = RequestContext(user_id=None, history=np.array([], dtype=np.int64), timestamp=0)
     young = RequestContext(
         None, base.history, 0, {"gender": "F", "age": 19, "occupation": "student"}
@@ -70,16 +72,18 @@ def test_index_command_rebuilds_with_hnsw(trained_bundle: Path, artifacts: Path,
     assert bad.returncode == 2 and "unknown index kind" in bad.stderr
 
 
-def test_train_ranker_saves_a_ranker_that_orders_a_pool(trained_bundle: Path, ml_100k,
-                                                         ml100k_bundle) -> None:  # fmt: skip
+def test_train_ranker_saves_a_ranker_that_orders_a_pool(
+    trained_bundle: Path, ml_100k, ml100k_bundle
+) -> None:
     from ranking.pipeline import load_ranker
     from retrieval.merge import PooledCandidate
 
     assert "held-out NDCG@10" in ml100k_bundle[1]
     ranker = load_ranker(trained_bundle.parent / "ranking")
     bundle = RetrievalBundle.load(trained_bundle)
-    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
-                            bundle.occupation_vocab)  # fmt: skip
+    source = TwoTowerSource(
+        bundle.model, bundle.features.item_ids, bundle.index, bundle.occupation_vocab
+    )
     history = ml_100k.events.loc[ml_100k.events["user_id"] == 7, "item_id"].to_numpy()[:40]
     ctx = RequestContext(user_id=7, history=history, timestamp=880_000_000)
     pool = [
@@ -100,13 +104,15 @@ def test_the_served_user_vector_matches_the_model(trained_bundle: Path, ml_100k)
     from retrieval.training import context_of, history_gaps, left_pad
 
     bundle = RetrievalBundle.load(trained_bundle)
-    source = TwoTowerSource(bundle.model, bundle.features.item_ids, bundle.index,
-                            bundle.occupation_vocab)  # fmt: skip
+    source = TwoTowerSource(
+        bundle.model, bundle.features.item_ids, bundle.index, bundle.occupation_vocab
+    )
     events = ml_100k.events.sort_values(["timestamp", "item_id"])
     mine = events.loc[events["user_id"] == 5]
     history, times = mine["item_id"].to_numpy()[:60], mine["timestamp"].to_numpy()[:60]
-    ctx = RequestContext(5, history, int(times[-1]) + 600, {"gender": "F", "age": 33},
-                         history_times=times)  # fmt: skip
+    ctx = RequestContext(
+        5, history, int(times[-1]) + 600, {"gender": "F", "age": 33}, history_times=times
+    )
     slots = np.array([source.slot_of[int(i)] for i in history])
     length = bundle.model.config.max_history
     with torch.inference_mode():

@@ -22,18 +22,28 @@ from .conftest import REPO_ROOT, run_marquee
 from .redis_util import URL, redis_prefix, wait_until
 
 
-def test_features_push_loads_every_group_into_redis(bundle_artifacts: Path, data_dir: Path,
-                                                     ml_100k) -> None:  # fmt: skip
+def test_features_push_loads_every_group_into_redis(
+    bundle_artifacts: Path, data_dir: Path, ml_100k
+) -> None:
     with redis_prefix() as (client, prefix):
-        proc = run_marquee(bundle_artifacts, data_dir, "features", "push", "--dataset", "ml-100k",
-                           MARQUEE_REDIS_URL=URL, MARQUEE_REDIS_PREFIX=prefix)  # fmt: skip
+        proc = run_marquee(
+            bundle_artifacts,
+            data_dir,
+            "features",
+            "push",
+            "--dataset",
+            "ml-100k",
+            MARQUEE_REDIS_URL=URL,
+            MARQUEE_REDIS_PREFIX=prefix,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "user_long: 943 rows" in proc.stdout
         store = RedisFeatureStore(client, prefix)
         user = store.get_user(1, ["user_long"])["user_long"]
         events = ml_100k.events
-        assert sorted(user["items"].astype(int)) == sorted(events.loc[events.user_id == 1,
-                                                                      "item_id"])  # fmt: skip
+        assert sorted(user["items"].astype(int)) == sorted(
+            events.loc[events.user_id == 1, "item_id"]
+        )
         assert set(store.get_items([50], "item_static")[50]) == {"genres", "year"}
         assert set(store.freshness()) >= {"user_long", "item_static", "item_dynamic"}
 
@@ -44,8 +54,9 @@ def test_features_push_without_redis_is_a_clear_error(bundle_artifacts: Path, da
     assert "Traceback" not in proc.stderr
 
 
-def test_ab_report_compares_variants_from_stored_events(bundle_artifacts: Path, data_dir,
-                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_ab_report_compares_variants_from_stored_events(
+    bundle_artifacts: Path, data_dir, tmp_path: Path
+) -> None:
     assigner = Assigner(DEFAULT_EXPERIMENTS)
     rng = np.random.default_rng(0)
     with redis_prefix() as (client, prefix):
@@ -59,13 +70,28 @@ def test_ab_report_compares_variants_from_stored_events(bundle_artifacts: Path, 
                 if rng.random() < rate:
                     events.append(("click", user, item, variant))
         stored = [
-            StoredEvent(event_id=f"e-{i:08d}", type=kind, user_id=user, item_id=item,
-                        timestamp=1, received_at=1.0, variant=variant)
+            StoredEvent(
+                event_id=f"e-{i:08d}",
+                type=kind,
+                user_id=user,
+                item_id=item,
+                timestamp=1,
+                received_at=1.0,
+                variant=variant,
+            )
             for i, (kind, user, item, variant) in enumerate(events)
-        ]  # fmt: skip
+        ]
         RedisEventLog(client, prefix).append(stored)
-        proc = run_marquee(bundle_artifacts, data_dir, "ab", "report", "--out", str(tmp_path),
-                           MARQUEE_REDIS_URL=URL, MARQUEE_REDIS_PREFIX=prefix)  # fmt: skip
+        proc = run_marquee(
+            bundle_artifacts,
+            data_dir,
+            "ab",
+            "report",
+            "--out",
+            str(tmp_path),
+            MARQUEE_REDIS_URL=URL,
+            MARQUEE_REDIS_PREFIX=prefix,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "diverse" in proc.stdout and "control" in proc.stdout
         report = next(tmp_path.glob("ab-*.md")).read_text()
@@ -84,13 +110,22 @@ def test_marquee_serve_answers_feeds_and_consumes_events(serving_settings, ml100
     port = free_port()
     prefix = f"{serving_settings.redis_prefix}-serve"
     env = {
-        **os.environ, "MARQUEE_DATA_DIR": str(serving_settings.data_dir),
+        **os.environ,
+        "MARQUEE_DATA_DIR": str(serving_settings.data_dir),
         "MARQUEE_ARTIFACTS_DIR": str(serving_settings.artifacts_dir),
-        "MARQUEE_CACHE_DIR": str(serving_settings.cache_dir), "MARQUEE_DATASET": "ml-100k",
-        "MARQUEE_REDIS_URL": URL, "MARQUEE_REDIS_PREFIX": prefix, "MARQUEE_PORT": str(port),
-    }  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=REPO_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        "MARQUEE_CACHE_DIR": str(serving_settings.cache_dir),
+        "MARQUEE_DATASET": "ml-100k",
+        "MARQUEE_REDIS_URL": URL,
+        "MARQUEE_REDIS_PREFIX": prefix,
+        "MARQUEE_PORT": str(port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     with redis_prefix() as (client, _):
         try:
             deadline = time.monotonic() + 120

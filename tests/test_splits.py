@@ -56,9 +56,12 @@ def test_loo_full_on_ml_latest_small_matches_the_public_setup(loo_small) -> None
 
 def test_temporal_split_never_trains_on_the_future() -> None:
     rng = np.random.default_rng(1)
-    rows = [(int(u), int(i), int(t)) for u, i, t in zip(
-        rng.integers(0, 30, 800), rng.integers(0, 60, 800), rng.permutation(800), strict=True
-    )]  # fmt: skip
+    rows = [
+        (int(u), int(i), int(t))
+        for u, i, t in zip(
+            rng.integers(0, 30, 800), rng.integers(0, 60, 800), rng.permutation(800), strict=True
+        )
+    ]
     events = _events(rows).drop_duplicates(["user_id", "item_id"])
     split = temporal_split(events, "toy", test_fraction=0.25)
     stage = split.stage("test")
@@ -68,5 +71,8 @@ def test_temporal_split_never_trains_on_the_future() -> None:
     slices = cold_start_slices(events, cutoff)
     covered = set().union(*(set(s.index) for s in slices.values()))
     assert covered == set(events.index[events["timestamp"] >= cutoff])
-    assert not slices["new_users"]["user_id"].isin(events.loc[
-        events["timestamp"] < cutoff, "user_id"]).any()  # fmt: skip
+    assert (
+        not slices["new_users"]["user_id"]
+        .isin(events.loc[events["timestamp"] < cutoff, "user_id"])
+        .any()
+    )

@@ -21,8 +21,9 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def search() -> TextSearch:
-    items = pd.DataFrame(ROWS, columns=["item_id", "title", "year", "genres", "overview",
-                                        "keywords"])  # fmt: skip
+    items = pd.DataFrame(
+        ROWS, columns=["item_id", "title", "year", "genres", "overview", "keywords"]
+    )
     items["year"] = items["year"].astype("Int64")
     vectors = encode([item_text(row) for _, row in items.iterrows()])
     return TextSearch(items, vectors, encode)

@@ -110,8 +110,12 @@ def test_windows_cover_every_transition_once() -> None:
     )
     windows = make_windows(data, max_history=3)
     x, y, users = windows.inputs, windows.targets, windows.users
-    pairs = {(int(a), int(b)) for xr, yr in zip(x, y, strict=True)
-             for a, b in zip(xr, yr, strict=True) if b != PAD}  # fmt: skip
+    pairs = {
+        (int(a), int(b))
+        for xr, yr in zip(x, y, strict=True)
+        for a, b in zip(xr, yr, strict=True)
+        if b != PAD
+    }
     assert pairs == {(i, i + 1) for i in range(1, 7)} | {(1, 2)}
     assert sorted(set(users.tolist())) == [0, 1]
 

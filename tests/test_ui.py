@@ -51,8 +51,7 @@ def test_chat_streams_cards_that_satisfy_the_request(api_service) -> None:
 
 
 def test_the_kids_request_from_the_brief_gets_matching_genres(api_service) -> None:
-    final = last(h.chat_turn(api_service, None, "a funny animated movie for the kids", None,
-                             [], 8))  # fmt: skip
+    final = last(h.chat_turn(api_service, None, "a funny animated movie for the kids", None, [], 8))
     assert len(final.cards) == 8
     wanted = {"Animation", "Children", "Comedy"}
     assert all(wanted & set(c["genres"]) for c in final.cards)
@@ -61,12 +60,12 @@ def test_the_kids_request_from_the_brief_gets_matching_genres(api_service) -> No
 
 def test_a_follow_up_in_the_same_session_refines_the_last_query(api_service) -> None:
     first = last(h.chat_turn(api_service, 13, "a thriller from the 90s", None, [], 6))
-    older = last(h.chat_turn(api_service, 13, "something older", first.session_id,
-                             first.history, 6))  # fmt: skip
+    older = last(
+        h.chat_turn(api_service, 13, "something older", first.session_id, first.history, 6)
+    )
     assert older.session_id == first.session_id
     assert [m["role"] for m in older.history] == ["user", "assistant"] * 2
-    assert older.cards and all(c["year"] < 1990 and "Thriller" in c["genres"]
-                               for c in older.cards)  # fmt: skip
+    assert older.cards and all(c["year"] < 1990 and "Thriller" in c["genres"] for c in older.cards)
     fresh = last(h.chat_turn(api_service, 13, "something older", None, [], 6))
     assert fresh.session_id != first.session_id
 
@@ -175,19 +174,37 @@ def test_feeds_still_come_when_redis_stops_answering_and_say_so(api_service) -> 
 
 
 def test_without_reply_text_the_summary_says_what_was_understood(api_service) -> None:
-    query = {"text": "x", "include_genres": ["Comedy", "Animation"], "year_min": 1990,
-             "year_max": 1999, "exclude_genres": ["Horror"], "similar_to": [1],
-             "mood_terms": ["funny"]}  # fmt: skip
+    query = {
+        "text": "x",
+        "include_genres": ["Comedy", "Animation"],
+        "year_min": 1990,
+        "year_max": 1999,
+        "exclude_genres": ["Horror"],
+        "similar_to": [1],
+        "mood_terms": ["funny"],
+    }
     text = h.describe_query(query, 8, api_service.funnel.title)
-    for needle in ("8 picks", "Comedy and Animation", "1990-1999", "no Horror", "Toy Story",
-                   "funny"):  # fmt: skip
+    for needle in (
+        "8 picks",
+        "Comedy and Animation",
+        "1990-1999",
+        "no Horror",
+        "Toy Story",
+        "funny",
+    ):
         assert needle in text, (needle, text)
     assert "nothing in the catalog fits" in h.describe_query(query, 0, api_service.funnel.title)
 
 
 def test_cards_escape_what_comes_from_data() -> None:
-    card = {"item_id": 5, "title": "<script>x</script>", "year": 1999, "genres": ["A&B"],
-            "reason": '"quoted"', "sources": ["two_tower"]}  # fmt: skip
+    card = {
+        "item_id": 5,
+        "title": "<script>x</script>",
+        "year": 1999,
+        "genres": ["A&B"],
+        "reason": '"quoted"',
+        "sources": ["two_tower"],
+    }
     html = cards_html([card])
     assert "<script>" not in html and "&lt;script&gt;" in html and "A&amp;B" in html
 

@@ -19,10 +19,15 @@ from .redis_util import URL, redis_prefix, wait_until
 def clicks(start: int, n: int) -> list[StoredEvent]:
     now = int(time.time())
     events = [
-        Event(event_id=f"click-{i:07d}", type="click", user_id=1 + i % 7, item_id=1 + i % 13,
-              timestamp=now)
+        Event(
+            event_id=f"click-{i:07d}",
+            type="click",
+            user_id=1 + i % 7,
+            item_id=1 + i % 13,
+            timestamp=now,
+        )
         for i in range(start, start + n)
-    ]  # fmt: skip
+    ]
     return [StoredEvent.accept(e, variant="control") for e in events]
 
 
@@ -58,8 +63,11 @@ def _start_worker(prefix: str) -> subprocess.Popen:
     env = {**os.environ, "MARQUEE_REDIS_URL": URL, "MARQUEE_REDIS_PREFIX": prefix}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker", "--consumer", "w-stable", "--batch", "7"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_no_accepted_event_is_lost_across_a_worker_kill_and_restart() -> None:

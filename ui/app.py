@@ -52,8 +52,12 @@ def _choices(cards: Sequence[dict[str, Any]]) -> gr.Dropdown:
 
 
 def _feed_outputs(view: h.FeedView) -> tuple[str, gr.Dropdown, str]:
-    html = cards_html(view.cards, empty="No titles to show for these settings.",
-                      banner=h.stale_banner(view.stale), meta=h.feed_meta(view))  # fmt: skip
+    html = cards_html(
+        view.cards,
+        empty="No titles to show for these settings.",
+        banner=h.stale_banner(view.stale),
+        meta=h.feed_meta(view),
+    )
     return html, _choices(view.cards), view.note
 
 
@@ -64,15 +68,25 @@ def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
     session = gr.State(None)  # per browser session: follow-ups refine the last query
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            chatbot = gr.Chatbot(label="Conversation", height=430, elem_id="chat-log",
-                                 placeholder="What do you feel like watching?",
-                                 buttons=["copy", "copy_all"])  # fmt: skip
+            chatbot = gr.Chatbot(
+                label="Conversation",
+                height=430,
+                elem_id="chat-log",
+                placeholder="What do you feel like watching?",
+                buttons=["copy", "copy_all"],
+            )
             with gr.Row():
-                message = gr.Textbox(show_label=False, scale=5, max_length=h.MAX_MESSAGE,
-                                     placeholder="e.g. a funny animated movie for the kids",
-                                     elem_id="chat-input", autofocus=True)  # fmt: skip
-                send = gr.Button("Send", variant="primary", scale=1, min_width=80,
-                                 elem_id="chat-send")  # fmt: skip
+                message = gr.Textbox(
+                    show_label=False,
+                    scale=5,
+                    max_length=h.MAX_MESSAGE,
+                    placeholder="e.g. a funny animated movie for the kids",
+                    elem_id="chat-input",
+                    autofocus=True,
+                )
+                send = gr.Button(
+                    "Send", variant="primary", scale=1, min_width=80, elem_id="chat-send"
+                )
             with gr.Row():
                 count = gr.Slider(3, 24, value=8, step=1, label="How many picks", scale=3)
                 reset = gr.Button("New conversation", scale=1, size="sm")
@@ -86,16 +100,18 @@ def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
                 down = gr.Button("Dislike", scale=1, min_width=90, elem_id="chat-dislike")
             thumbs_note = gr.Markdown(elem_id="chat-thumbs-note")
 
-    def reply(user_text: str, text: str, session_id: str | None, history: list | None,
-              n: float) -> Iterator[tuple]:  # fmt: skip
+    def reply(
+        user_text: str, text: str, session_id: str | None, history: list | None, n: float
+    ) -> Iterator[tuple]:
         try:
             service = get_service()
             user_id = h.parse_user_id(user_text, required=False)
             first = True
             for view in h.chat_turn(service, user_id, text, session_id, history, int(n)):
                 empty = "Nothing matched; try loosening the request." if view.done else "…"
-                html = cards_html(view.cards, empty=empty,
-                                  state="done" if view.done else "streaming")  # fmt: skip
+                html = cards_html(
+                    view.cards, empty=empty, state="done" if view.done else "streaming"
+                )
                 cleared = "" if first else gr.skip()
                 first = False
                 yield view.history, html, view.session_id, _choices(view.cards), view.note, cleared
@@ -142,19 +158,26 @@ def _feed_tab(
     note = gr.Markdown(elem_id="feed-note")
     cards = gr.HTML(cards_html([], empty=FEED_EMPTY), elem_id="feed-cards")
     with gr.Row(equal_height=True):
-        pick = gr.Dropdown(label="Rate a title from this feed", choices=[], scale=4,
-                           elem_id="feed-pick")  # fmt: skip
+        pick = gr.Dropdown(
+            label="Rate a title from this feed", choices=[], scale=4, elem_id="feed-pick"
+        )
         like = gr.Button("Like", scale=1, min_width=90, elem_id="feed-like")
         dislike = gr.Button("Dislike", scale=1, min_width=90, elem_id="feed-dislike")
     with gr.Accordion("New here? Tell us what you like", open=False, elem_id="onboarding"):
         genres = gr.CheckboxGroup(label="Genres you enjoy", choices=[], elem_id="onboard-genres")
-        titles = gr.Textbox(label="Titles you liked (one per line)", lines=3,
-                            placeholder="toy story\nthe matrix",
-                            elem_id="onboard-titles")  # fmt: skip
+        titles = gr.Textbox(
+            label="Titles you liked (one per line)",
+            lines=3,
+            placeholder="toy story\nthe matrix",
+            elem_id="onboard-titles",
+        )
         with gr.Row():
             age = gr.Textbox(label="Age (optional)", max_length=3, elem_id="onboard-age")
-            gender = gr.Radio([("Prefer not to say", ""), ("Female", "F"), ("Male", "M")],
-                              value="", label="Gender (optional)")  # fmt: skip
+            gender = gr.Radio(
+                [("Prefer not to say", ""), ("Female", "F"), ("Male", "M")],
+                value="",
+                label="Gender (optional)",
+            )
         create = gr.Button("Create my profile", variant="primary", elem_id="onboard-create")
         onboard_note = gr.Markdown(elem_id="onboard-note")
 
@@ -187,8 +210,9 @@ def _feed_tab(
     like.click(thumb("like"), [user_box, pick, k, kids], feed_out, **PRIVATE)
     dislike.click(thumb("dislike"), [user_box, pick, k, kids], feed_out, **PRIVATE)
 
-    def sign_up(picked: list[str], text: str, years: str, sex: str, n: float,
-                for_kids: bool) -> tuple:  # fmt: skip
+    def sign_up(
+        picked: list[str], text: str, years: str, sex: str, n: float, for_kids: bool
+    ) -> tuple:
         try:
             service = get_service()
             user = h.onboard(service, picked, text, years, sex)
@@ -200,8 +224,12 @@ def _feed_tab(
         html, choices, _ = _feed_outputs(view)
         return str(user.user_id), h.describe_user(service, user.user_id), html, choices, "", done
 
-    create.click(sign_up, [genres, titles, age, gender, k, kids],
-                 [user_box, who, cards, pick, note, onboard_note], **PRIVATE)  # fmt: skip
+    create.click(
+        sign_up,
+        [genres, titles, age, gender, k, kids],
+        [user_box, who, cards, pick, note, onboard_note],
+        **PRIVATE,
+    )
 
     def genre_choices() -> gr.CheckboxGroup:
         try:
@@ -226,8 +254,10 @@ def _prompt_lab_tab(get_service: GetService) -> None:
         prompt_lab_tab(get_service)
     except Exception:
         log.exception("prompt lab failed to build")
-        gr.Markdown("Prompt lab unavailable: it failed to load (see the server log).",
-                    elem_id="prompt-lab-unavailable")  # fmt: skip
+        gr.Markdown(
+            "Prompt lab unavailable: it failed to load (see the server log).",
+            elem_id="prompt-lab-unavailable",
+        )
 
 
 # assembly ----------------------------------------------------------------------------------
@@ -238,10 +268,14 @@ def build_ui(get_service: GetService) -> gr.Blocks:
     with gr.Blocks(title="Marquee", analytics_enabled=False) as blocks:
         gr.Markdown("## Marquee\nTell it your mood, browse your feed, thumbs up what you like.")
         with gr.Row(equal_height=False):
-            user_box = gr.Textbox(label="User id", scale=1, max_length=20, elem_id="user-id",
-                                  placeholder="e.g. 7, or empty to chat anonymously")  # fmt: skip
-            new_user = gr.Button("New user", scale=0, min_width=110, size="md",
-                                 elem_id="new-user")  # fmt: skip
+            user_box = gr.Textbox(
+                label="User id",
+                scale=1,
+                max_length=20,
+                elem_id="user-id",
+                placeholder="e.g. 7, or empty to chat anonymously",
+            )
+            new_user = gr.Button("New user", scale=0, min_width=110, size="md", elem_id="new-user")
             who = gr.Markdown(elem_id="user-who")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -287,6 +321,15 @@ def mount_ui(app: FastAPI, path: str = "/ui") -> FastAPI:
     blocks = build_ui(get_service)
     blocks.queue(default_concurrency_limit=CONCURRENCY)
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
-    gr.mount_gradio_app(app, blocks, path=path, theme=theme, css=CSS, ssr_mode=False,
-                        footer_links=[], run_history=False, show_error=False)  # fmt: skip
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path=path,
+        theme=theme,
+        css=CSS,
+        ssr_mode=False,
+        footer_links=[],
+        run_history=False,
+        show_error=False,
+    )
     return app

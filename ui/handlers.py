@@ -175,8 +175,9 @@ def chat_turn(
                 turns[-1] = {"role": "assistant", "content": reply}
             elif name == "explanations" and data:
                 reasons = {int(k): str(v) for k, v in dict(data).items()}
-                cards = [{**c, "reason": reasons.get(int(c["item_id"]), c["reason"])}
-                         for c in cards]  # fmt: skip
+                cards = [
+                    {**c, "reason": reasons.get(int(c["item_id"]), c["reason"])} for c in cards
+                ]
             elif name == "done":
                 sid = (data or {}).get("session_id") or sid
                 continue
@@ -235,12 +236,17 @@ def feed_view(service: Service, user_id: int, k: int = 12, kids: bool = False) -
     out = service.feed(user_id, query)
     summaries = service.funnel.summaries
     cards = [
-        {**summaries[int(it.item_id)], "score": it.score, "sources": list(it.sources),
-         "reason": it.reason}
+        {
+            **summaries[int(it.item_id)],
+            "score": it.score,
+            "sources": list(it.sources),
+            "reason": it.reason,
+        }
         for it in out.result.items
-    ]  # fmt: skip
-    view = FeedView(user_id, cards, out.result.stage, out.variant, out.stale, out.user_known,
-                    uuid.uuid4().hex)  # fmt: skip
+    ]
+    view = FeedView(
+        user_id, cards, out.result.stage, out.variant, out.stale, out.user_known, uuid.uuid4().hex
+    )
     if not out.stale:
         _impressions(service, view)
     return view
@@ -249,10 +255,16 @@ def feed_view(service: Service, user_id: int, k: int = 12, kids: bool = False) -
 def _impressions(service: Service, view: FeedView) -> None:
     """What a client should send per shown item (CTR, bandit); never worth failing a page."""
     events = [
-        Event(event_id=f"ui-{uuid.uuid4().hex}", type=EventType.IMPRESSION, user_id=view.user_id,
-              item_id=int(c["item_id"]), request_id=view.request_id, position=i)
+        Event(
+            event_id=f"ui-{uuid.uuid4().hex}",
+            type=EventType.IMPRESSION,
+            user_id=view.user_id,
+            item_id=int(c["item_id"]),
+            request_id=view.request_id,
+            position=i,
+        )
         for i, c in enumerate(view.cards)
-    ]  # fmt: skip
+    ]
     try:
         service.ingest(events)
     except Unavailable as exc:
@@ -288,8 +300,9 @@ def send_thumb(service: Service, user_id: int | None, item_id: Any, kind: Thumb)
         raise UIError(f"Unknown title {item_id!r}.") from None
     if item not in service.item_ids:
         raise UIError(f"Unknown title {item_id!r}.")
-    event = Event(event_id=f"ui-{uuid.uuid4().hex}", type=EventType(kind), user_id=user_id,
-                  item_id=item)  # fmt: skip
+    event = Event(
+        event_id=f"ui-{uuid.uuid4().hex}", type=EventType(kind), user_id=user_id, item_id=item
+    )
     try:
         service.ingest([event])
     except Unavailable:
@@ -298,8 +311,9 @@ def send_thumb(service: Service, user_id: int | None, item_id: Any, kind: Thumb)
     return service.funnel.title(item)
 
 
-def wait_applied(service: Service, user_id: int, item_id: int, kind: Thumb,
-                 timeout_s: float = APPLY_WAIT_S) -> bool:  # fmt: skip
+def wait_applied(
+    service: Service, user_id: int, item_id: int, kind: Thumb, timeout_s: float = APPLY_WAIT_S
+) -> bool:
     """Whether the event reached the user's features (in-line when embedded, via the worker
     with Redis): re-reading the feed before that would show the old one."""
     deadline = time.monotonic() + timeout_s
@@ -314,8 +328,14 @@ def wait_applied(service: Service, user_id: int, item_id: int, kind: Thumb,
         time.sleep(0.02)
 
 
-def thumb_and_refresh(service: Service, user_id: int | None, item_id: Any, kind: Thumb,
-                      k: int = 12, kids: bool = False) -> FeedView:  # fmt: skip
+def thumb_and_refresh(
+    service: Service,
+    user_id: int | None,
+    item_id: Any,
+    kind: Thumb,
+    k: int = 12,
+    kids: bool = False,
+) -> FeedView:
     """A thumbs from the feed: store it, wait for it to apply, and show the next feed."""
     title = send_thumb(service, user_id, item_id, kind)
     assert user_id is not None  # send_thumb refused an anonymous thumbs
@@ -394,8 +414,11 @@ def onboard(
     if not picked and not resolved:
         raise UIError("Pick at least one genre or name a title you liked.")
     liked = list(dict.fromkeys(resolved.values()))
-    profile = {"demographics": demographics.model_dump(exclude_none=True),
-               "liked_genres": picked, "liked_item_ids": liked}  # fmt: skip
+    profile = {
+        "demographics": demographics.model_dump(exclude_none=True),
+        "liked_genres": picked,
+        "liked_item_ids": liked,
+    }
     try:
         user_id = service.onboard(None, profile)
     except Unavailable as exc:

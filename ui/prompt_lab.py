@@ -107,8 +107,10 @@ def describe(prompt: Prompt, live: int | None) -> str:
     answer = "JSON (output_schema)" if spec.output_schema else "free text"
     params = ", ".join(f"{k}={v}" for k, v in spec.params.model_dump(exclude_none=True).items())
     model = f" · model {spec.model}" if spec.model else ""
-    return (f"**{prompt.ref}** ({state}) · `{prompt.path}` · answer: {answer} · {params}{model}"
-            f"\n\n{spec.description}")  # fmt: skip
+    return (
+        f"**{prompt.ref}** ({state}) · `{prompt.path}` · answer: {answer} · {params}{model}"
+        f"\n\n{spec.description}"
+    )
 
 
 def open_prompt(service: Service, name: str, version: str | int | None) -> tuple[str, str, str]:
@@ -168,8 +170,14 @@ def preview(
     output = outcome.text
     if outcome.error is None and prompt.spec.output_schema is not None:
         output = json.dumps(outcome.value, indent=2, ensure_ascii=False)
-    return PreviewResult(prompt.ref, outcome.model, outcome.messages, output,
-                         round(outcome.latency_ms, 1), outcome.error)  # fmt: skip
+    return PreviewResult(
+        prompt.ref,
+        outcome.model,
+        outcome.messages,
+        output,
+        round(outcome.latency_ms, 1),
+        outcome.error,
+    )
 
 
 def run_eval(service: Service, name: str, version: str | int | None, text: str) -> EvalReport:
@@ -188,8 +196,15 @@ def eval_rows(report: EvalReport) -> list[list[Any]]:
     rows = []
     for row in report.rows:
         output = row.output if isinstance(row.output, str) else json.dumps(row.output)
-        rows.append([row.id, "pass" if row.passed else "FAIL", round(row.latency_ms),
-                     output if row.error is None else "", "; ".join(row.reasons)])  # fmt: skip
+        rows.append(
+            [
+                row.id,
+                "pass" if row.passed else "FAIL",
+                round(row.latency_ms),
+                output if row.error is None else "",
+                "; ".join(row.reasons),
+            ]
+        )
     return rows
 
 
@@ -289,35 +304,57 @@ def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
     info = gr.Markdown(elem_id="lab-info")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            editor = gr.Code(label="Prompt file (YAML front matter + Jinja body)",
-                             language="markdown", lines=26, max_lines=60,
-                             interactive=True, elem_id="lab-editor")  # fmt: skip
+            editor = gr.Code(
+                label="Prompt file (YAML front matter + Jinja body)",
+                language="markdown",
+                lines=26,
+                max_lines=60,
+                interactive=True,
+                elem_id="lab-editor",
+            )
         with gr.Column(scale=2):
-            inputs_box = gr.Code(label="Inputs (JSON)", language="json", lines=10,
-                                 max_lines=30, interactive=True, elem_id="lab-inputs")  # fmt: skip
+            inputs_box = gr.Code(
+                label="Inputs (JSON)",
+                language="json",
+                lines=10,
+                max_lines=30,
+                interactive=True,
+                elem_id="lab-inputs",
+            )
             with gr.Row(equal_height=True):
-                real_user = gr.Textbox(label="User id", placeholder="empty: anonymous",
-                                       scale=1, elem_id="lab-user")  # fmt: skip
-                real_message = gr.Textbox(label="Real request", scale=3,
-                                          placeholder="a 90s thriller, nothing too violent",
-                                          elem_id="lab-request")  # fmt: skip
-                fill_btn = gr.Button("Fill inputs", scale=0, min_width=110,
-                                     elem_id="lab-fill")  # fmt: skip
+                real_user = gr.Textbox(
+                    label="User id", placeholder="empty: anonymous", scale=1, elem_id="lab-user"
+                )
+                real_message = gr.Textbox(
+                    label="Real request",
+                    scale=3,
+                    placeholder="a 90s thriller, nothing too violent",
+                    elem_id="lab-request",
+                )
+                fill_btn = gr.Button("Fill inputs", scale=0, min_width=110, elem_id="lab-fill")
             with gr.Row():
                 preview_btn = gr.Button("Preview", variant="primary", elem_id="lab-preview")
                 eval_btn = gr.Button("Run eval cases", elem_id="lab-eval")
-            editor_key = gr.Textbox(label="API key (to save or roll out)", type="password",
-                                    elem_id="lab-key")  # fmt: skip
+            editor_key = gr.Textbox(
+                label="API key (to save or roll out)", type="password", elem_id="lab-key"
+            )
             with gr.Row():
                 save_btn = gr.Button("Save as new version", elem_id="lab-save")
                 rollout_btn = gr.Button("Roll out", variant="stop", elem_id="lab-rollout")
             status = gr.Markdown(elem_id="lab-status")
     with gr.Row(equal_height=False):
         rendered = gr.Markdown(label="Rendered messages", elem_id="lab-messages")
-        output = gr.Code(label="Output", language="json", lines=8, interactive=False,
-                         elem_id="lab-output")  # fmt: skip
-    table = gr.Dataframe(headers=EVAL_HEADERS, value=[], interactive=False, wrap=True,
-                         label="Eval cases", elem_id="lab-eval-table")  # fmt: skip
+        output = gr.Code(
+            label="Output", language="json", lines=8, interactive=False, elem_id="lab-output"
+        )
+    table = gr.Dataframe(
+        headers=EVAL_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        label="Eval cases",
+        elem_id="lab-eval-table",
+    )
 
     def load_names(current: str | None = None) -> tuple:
         try:
@@ -402,12 +439,17 @@ def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
     # a newly chosen prompt opens at its live version; Reload keeps the chosen one
     prompt_dd.change(load_versions, prompt_dd, [version_dd, editor, inputs_box, info], **PRIVATE)
     version_dd.input(load_version, [prompt_dd, version_dd], [editor, inputs_box, info], **PRIVATE)
-    preview_btn.click(do_preview, [prompt_dd, version_dd, editor, inputs_box],
-                      [rendered, output, status], **PRIVATE)  # fmt: skip
+    preview_btn.click(
+        do_preview,
+        [prompt_dd, version_dd, editor, inputs_box],
+        [rendered, output, status],
+        **PRIVATE,
+    )
     eval_btn.click(do_eval, [prompt_dd, version_dd, editor], [table, status], **PRIVATE)
-    fill_btn.click(do_fill, [prompt_dd, real_user, real_message], [inputs_box, status],
-                   **PRIVATE)  # fmt: skip
-    save_btn.click(do_save, [prompt_dd, editor, editor_key], [version_dd, editor, status],
-                   **PRIVATE)  # fmt: skip
-    rollout_btn.click(do_roll_out, [prompt_dd, version_dd, editor_key], [version_dd, info, status],
-                      **PRIVATE)  # fmt: skip
+    fill_btn.click(do_fill, [prompt_dd, real_user, real_message], [inputs_box, status], **PRIVATE)
+    save_btn.click(
+        do_save, [prompt_dd, editor, editor_key], [version_dd, editor, status], **PRIVATE
+    )
+    rollout_btn.click(
+        do_roll_out, [prompt_dd, version_dd, editor_key], [version_dd, info, status], **PRIVATE
+    )

@@ -33,11 +33,29 @@ from ranking.rules.meta import ItemMeta, normalize_term
 
 KIDS_BLOCKED_GENRES = frozenset({"Horror"})
 KIDS_BLOCKED_TERMS: tuple[str, ...] = (
-    "gore", "gory", "violence", "violent", "graphic violence", "blood splatter",
-    "drug", "drugs", "drug abuse", "drug addiction", "heroin", "cocaine",
-    "sex", "sexual", "sexuality", "nudity", "nude", "rape", "prostitution",
-    "torture", "serial killer", "suicide",
-)  # fmt: skip
+    "gore",
+    "gory",
+    "violence",
+    "violent",
+    "graphic violence",
+    "blood splatter",
+    "drug",
+    "drugs",
+    "drug abuse",
+    "drug addiction",
+    "heroin",
+    "cocaine",
+    "sex",
+    "sexual",
+    "sexuality",
+    "nudity",
+    "nude",
+    "rape",
+    "prostitution",
+    "torture",
+    "serial killer",
+    "suicide",
+)
 
 
 @dataclass(frozen=True)

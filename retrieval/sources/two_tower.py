@@ -78,9 +78,10 @@ class TwoTowerSource:
         keep = (ids[0] >= 0) & ~np.isin(ids[0], seen)
         return [
             Candidate(item, score, self.name)
-            for item, score in zip(ids[0][keep][:k].tolist(), scores[0][keep][:k].tolist(),
-                                   strict=True)
-        ]  # fmt: skip
+            for item, score in zip(
+                ids[0][keep][:k].tolist(), scores[0][keep][:k].tolist(), strict=True
+            )
+        ]
 
     def add_items(
         self,
