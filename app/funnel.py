@@ -168,7 +168,7 @@ class Funnel:
         )
         merger = CandidateMerger(
             [two_tower, covisit, content, trending, popularity],
-            MergeConfig(pool_size=500, quotas=QUOTAS, parallel=False),
+            MergeConfig(pool_size=500, quotas=QUOTAS),
         )
         cold = ColdStartPolicy(
             popularity,

@@ -82,11 +82,9 @@ class MergeConfig:
     pool_size: int = 500
     quotas: dict[str, int] = field(default_factory=dict)  # source -> max slots; missing = no cap
     overfetch: float = 1.5  # ask each source for quota * overfetch to survive dedup
-    timeout_s: float = 0.25  # a source slower than this is skipped for the request
-    # Run sources on a thread pool (lowest latency for one request) or one after another
-    # in the calling thread: a server already running one request per core gains nothing
-    # from the pool and pays its hand-offs and queueing under load.
-    parallel: bool = True
+    # The request's deadline for its sources: one still running then is dropped from the
+    # pool at the deadline (it finishes in the background; its result is discarded).
+    timeout_s: float = 0.25
 
 
 @dataclass
@@ -129,16 +127,33 @@ class CandidateMerger:
     def gather(
         self, ctx: RequestContext, ready: Mapping[str, SourceList] | None = None
     ) -> MergeResult:
-        """Run the sources (except those whose list is `ready`, e.g. computed nearline), merge."""
+        """Run the sources (except those whose list is `ready`, e.g. computed nearline), merge.
+
+        Why two kinds: a source marked `bounded` (an in-memory walk down a presorted list,
+        well under a millisecond) runs inline on the calling thread, because a hand-off to
+        the pool would cost more than the work. Every other source runs on the pool, all
+        at once, and whatever has not finished by the deadline is dropped then, so a slow
+        source costs the request at most `timeout_s`, never its own full time.
+        """
         ready = dict(ready or {})
         todo = [s for s in self.sources if s.name not in ready]
-        if not self.config.parallel:
-            return self._gather_inline(ctx, todo, ready)
-        futures = {self._executor.submit(self._timed, s, ctx): s.name for s in todo}
-        done, _ = wait(futures, timeout=self.config.timeout_s)
-        lists: dict[str, list[Candidate]] = {}
+        deadline = time.perf_counter() + self.config.timeout_s
+        futures = {
+            self._executor.submit(self._timed, s, ctx): s.name
+            for s in todo
+            if not getattr(s, "bounded", False)
+        }
+        lists: dict[str, SourceList] = dict(ready)
         latency: dict[str, float] = {}
         failed: list[str] = []
+        for source in todo:
+            if getattr(source, "bounded", False):
+                try:
+                    lists[source.name], latency[source.name] = self._timed(source, ctx)
+                except Exception as exc:  # a broken source must not break the feed
+                    failed.append(source.name)
+                    log.warning("candidate source %s failed: %s", source.name, exc)
+        done, _ = wait(futures, timeout=max(0.0, deadline - time.perf_counter()))
         for future, name in futures.items():
             if future not in done:
                 future.cancel()
@@ -150,32 +165,12 @@ class CandidateMerger:
             except (TimeoutError, Exception) as exc:  # a broken source must not break the feed
                 failed.append(name)
                 log.warning("candidate source %s failed: %s", name, exc)
-        return self._result(ctx, {**ready, **lists}, latency, failed)
+        failed.sort(key=[s.name for s in self.sources].index)
+        return self._result(ctx, lists, latency, failed)
 
     def _result(self, ctx, lists, latency, failed) -> MergeResult:
         ordered = {s.name: lists[s.name] for s in self.sources if s.name in lists}
         return MergeResult(merge_pool(ordered, self.config, ctx), latency, failed, ordered)
-
-    def _gather_inline(
-        self, ctx: RequestContext, todo: list[CandidateSource], ready: dict[str, SourceList]
-    ) -> MergeResult:
-        """Sources in turn; one that fails or overruns the timeout is dropped from the pool."""
-        lists: dict[str, SourceList] = dict(ready)
-        latency: dict[str, float] = {}
-        failed: list[str] = []
-        for source in todo:
-            try:
-                out, latency[source.name] = self._timed(source, ctx)
-            except Exception as exc:  # a broken source must not break the feed
-                failed.append(source.name)
-                log.warning("candidate source %s failed: %s", source.name, exc)
-                continue
-            if latency[source.name] > self.config.timeout_s * 1000:
-                failed.append(source.name)
-                log.warning("candidate source %s timed out", source.name)
-                continue
-            lists[source.name] = out
-        return self._result(ctx, lists, latency, failed)
 
     def candidates(self, ctx: RequestContext) -> list[PooledCandidate]:
         return self.gather(ctx).candidates

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -74,7 +75,28 @@ def test_merger_runs_sources_concurrently_and_survives_failures() -> None:
 
 
 def test_a_source_past_its_timeout_is_skipped() -> None:
-    sources = [_FixedSource("fast", [1, 2]), _FixedSource("stuck", [3], delay_s=0.5)]
-    result = CandidateMerger(sources, MergeConfig(pool_size=3, timeout_s=0.1)).gather(CTX)
+    sources = [_FixedSource("fast", [1, 2]), _FixedSource("stuck", [3], delay_s=1.0)]
+    merger = CandidateMerger(sources, MergeConfig(pool_size=3, timeout_s=0.1))
+    start = time.perf_counter()
+    result = merger.gather(CTX)
+    elapsed = time.perf_counter() - start
     assert [c.item_id for c in result.candidates] == [1, 2]
     assert result.failed == ["stuck"]
+    assert elapsed < 0.3  # dropped at the deadline, not after its own 1 s
+
+
+def test_bounded_sources_run_inline_and_the_rest_under_the_deadline() -> None:
+    class _Inline(_FixedSource):
+        bounded = True
+
+        def candidates(self, ctx, k):
+            self.thread = threading.current_thread()
+            return super().candidates(ctx, k)
+
+    inline = _Inline("popular", [7, 8])
+    sources = [inline, _FixedSource("slow", [9], delay_s=1.0)]
+    start = time.perf_counter()
+    result = CandidateMerger(sources, MergeConfig(pool_size=3, timeout_s=0.1)).gather(CTX)
+    assert time.perf_counter() - start < 0.3
+    assert inline.thread is threading.current_thread()
+    assert [c.item_id for c in result.candidates] == [7, 8] and result.failed == ["slow"]

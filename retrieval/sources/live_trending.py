@@ -19,6 +19,7 @@ from retrieval.sources.popularity import TrendingSource
 
 class LiveTrendingSource:
     name = "trending"
+    bounded = True  # an in-memory walk of a presorted list: run inline, see merge.gather
 
     def __init__(self, batch: TrendingSource, as_of: int, depth: int = 1000) -> None:
         self.universe = batch.universe

@@ -28,6 +28,7 @@ class PopularitySource:
     """
 
     name = "popularity"
+    bounded = True  # an in-memory walk of a presorted list: run inline, see merge.gather
 
     def __init__(self, item_ids: np.ndarray, counts: np.ndarray) -> None:
         """`counts[i]` is the number of users who consumed raw item `item_ids[i]`."""
@@ -83,6 +84,7 @@ class TrendingSource:
     """
 
     name = "trending"
+    bounded = True  # an in-memory walk of a presorted list: run inline, see merge.gather
 
     def __init__(
         self,
