@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Protocol
 
+from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEDUP_TTL_S = 7 * 24 * 3600  # a retry arriving later than this is stored again
+MAX_EVENTS_IN_PROCESS = 500_000  # the embedded log keeps the newest this many events
+MAX_IDS_IN_PROCESS = 2_000_000  # idempotency keys it remembers (each for DEDUP_TTL_S)
 
 
 class EventType(StrEnum):
@@ -173,11 +177,22 @@ class RedisEventLog:
 
 
 class InProcessEventLog:
-    """List-backed log with the same contract, for the embedded single-process mode."""
+    """Deque-backed log with the same contract, for the embedded single-process mode.
 
-    def __init__(self) -> None:
-        self._events: list[str] = []
-        self._ids: set[str] = set()
+    Why bounded: the embedded server can run for weeks. It keeps the newest `max_events`
+    events (older ones fall off, as a trimmed Redis stream's would) and remembers
+    idempotency keys for `dedup_ttl_s`, as the Redis log does, up to `max_ids` keys: an
+    event accepted is stored once, and a retry inside that window is recognised.
+    """
+
+    def __init__(
+        self,
+        max_events: int = MAX_EVENTS_IN_PROCESS,
+        dedup_ttl_s: float = DEDUP_TTL_S,
+        max_ids: int = MAX_IDS_IN_PROCESS,
+    ) -> None:
+        self._events: deque[str] = deque(maxlen=max_events)
+        self._ids: TTLCache[str, bool] = TTLCache(max_ids, dedup_ttl_s)
         self._lock = threading.Lock()
 
     def append(self, events: Sequence[StoredEvent]) -> list[bool]:
@@ -186,7 +201,7 @@ class InProcessEventLog:
             for event in events:
                 fresh = event.event_id not in self._ids
                 if fresh:
-                    self._ids.add(event.event_id)
+                    self._ids[event.event_id] = True
                     self._events.append(event.to_json())
                 out.append(fresh)
         return out

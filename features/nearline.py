@@ -24,11 +24,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cachetools import LRUCache, TTLCache
+
 from features.events import EventType, StoredEvent
 from features.store import SCHEMA_VERSION
 
 RECENT_N = 200
 APPLIED_TTL_S = 7 * 24 * 3600
+# Embedded-mode limits (the Redis store bounds the same state with key TTLs and trims).
+MAX_USERS_IN_PROCESS = 100_000  # least recently active users' recent events are dropped
+MAX_APPLIED_IDS = 2_000_000  # applied event ids kept (each also expires after APPLIED_TTL_S)
 TREND_HOURS = 24
 TREND_WEIGHTS: dict[str, float] = {
     EventType.CLICK: 1.0,
@@ -51,6 +56,13 @@ class NearlineState(Protocol):
     def apply(self, events: Sequence[StoredEvent]) -> int:
         """Apply each event once; returns how many were new (replays are skipped)."""
         ...
+
+    def _expire_trend_buckets(self) -> None:
+        """Drop hours older than the trend window counted back from the newest bucket."""
+        if len(self._trend) > TREND_HOURS:
+            oldest = max(self._trend) - TREND_HOURS + 1
+            for hour in [h for h in self._trend if h < oldest]:
+                del self._trend[hour]
 
     def recent(self, user_id: int) -> list[RecentEvent]:
         """The user's latest non-impression events, oldest first."""
@@ -140,6 +152,13 @@ class RedisNearline:
             args += [e.event_id, e.user_id, e.item_id, e.type.value, e.timestamp, rating, weight]
         return int(self._apply(args=args))
 
+    def _expire_trend_buckets(self) -> None:
+        """Drop hours older than the trend window counted back from the newest bucket."""
+        if len(self._trend) > TREND_HOURS:
+            oldest = max(self._trend) - TREND_HOURS + 1
+            for hour in [h for h in self._trend if h < oldest]:
+                del self._trend[hour]
+
     def recent(self, user_id: int) -> list[RecentEvent]:
         rows = self.client.zrange(f"{self.root}:recent:{int(user_id)}", 0, -1, withscores=True)
         return [_parse_recent(member, score) for member, score in rows]
@@ -181,14 +200,26 @@ class RedisNearline:
 
 
 class InProcessNearline:
-    """The same state in dicts, for the embedded mode and as the test suite's twin."""
+    """The same state in dicts, for the embedded mode and as the test suite's twin.
 
-    def __init__(self) -> None:
-        self._applied: set[str] = set()
-        self._recent: dict[int, list[tuple[int, str, RecentEvent]]] = defaultdict(list)
+    Why bounded: the embedded server runs for weeks in one process. Recent events and
+    profiles are kept for the `max_users` most recently active users (LRU), applied event
+    ids for `APPLIED_TTL_S` (the replay window, as in Redis) up to `max_applied_ids`, and
+    trend buckets only for the last TREND_HOURS hours of event time. Counters hold one
+    number per catalog item and type, so they are bounded by the catalog.
+    """
+
+    def __init__(
+        self,
+        max_users: int = MAX_USERS_IN_PROCESS,
+        max_applied_ids: int = MAX_APPLIED_IDS,
+        applied_ttl_s: float = APPLIED_TTL_S,
+    ) -> None:
+        self._applied: TTLCache[str, bool] = TTLCache(max_applied_ids, applied_ttl_s)
+        self._recent: LRUCache[int, list[tuple[int, str, RecentEvent]]] = LRUCache(max_users)
         self._counts: dict[str, Counter[int]] = defaultdict(Counter)
         self._trend: dict[int, Counter[int]] = defaultdict(Counter)
-        self._profiles: dict[int, str] = {}
+        self._profiles: LRUCache[int, str] = LRUCache(max_users)
         self._seq: int | None = None
         self.updated: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -199,9 +230,11 @@ class InProcessNearline:
             for e in events:
                 if e.event_id in self._applied:
                     continue
-                self._applied.add(e.event_id)
+                self._applied[e.event_id] = True
                 if e.type is not EventType.IMPRESSION:
-                    rows = self._recent[e.user_id]
+                    rows = self._recent.get(e.user_id)
+                    if rows is None:
+                        rows = self._recent[e.user_id] = []
                     rows.append(
                         (
                             e.timestamp,
@@ -216,10 +249,18 @@ class InProcessNearline:
                 if weight > 0:
                     self._trend[_hour(e.timestamp)][e.item_id] += weight
                 applied += 1
+            self._expire_trend_buckets()
             if applied:
                 now = time.time()
                 self.updated.update(user_short=now, item_dynamic=now)
         return applied
+
+    def _expire_trend_buckets(self) -> None:
+        """Drop hours older than the trend window counted back from the newest bucket."""
+        if len(self._trend) > TREND_HOURS:
+            oldest = max(self._trend) - TREND_HOURS + 1
+            for hour in [h for h in self._trend if h < oldest]:
+                del self._trend[hour]
 
     def recent(self, user_id: int) -> list[RecentEvent]:
         with self._lock:
