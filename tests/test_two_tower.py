@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from retrieval.base import RequestContext
 from retrieval.features import ItemFeatures
-from retrieval.sources.two_tower import TwoTowerSource
 from retrieval.training import SequenceData, TrainConfig, TwoTowerTrainer, make_windows
 from retrieval.two_tower import PAD, TwoTowerConfig, TwoTowerModel
 
@@ -145,23 +143,3 @@ def test_training_learns_the_planted_clusters_reproducibly(trained) -> None:
         for _ in range(2)
     ]
     assert [h.loss for h in runs[0].history] == [h.loss for h in runs[1].history]
-
-
-def test_new_item_is_retrievable_through_its_content(trained) -> None:
-    model, features, centres, _ = trained
-    source = TwoTowerSource(model, features.item_ids)
-    rng = np.random.default_rng(5)
-    target_cluster = 3
-    new_text = _unit(centres[target_cluster] + 0.3 * rng.standard_normal(TEXT_DIM))[None]
-    genres = np.eye(N_CLUSTERS, dtype=np.float32)[[target_cluster]]
-    source.add_items(np.array([999_999]), genres, [1999], new_text)
-
-    def rank_of_new(cluster: int) -> int:
-        history = features.item_ids[cluster * PER_CLUSTER : cluster * PER_CLUSTER + 6]
-        ctx = RequestContext(user_id=None, history=history, timestamp=1_000_000)
-        ids = [c.item_id for c in source.candidates(ctx, len(features.item_ids))]
-        return ids.index(999_999)
-
-    assert rank_of_new(target_cluster) < PER_CLUSTER  # among its cluster's unseen items
-    others = [rank_of_new(c) for c in range(N_CLUSTERS) if c != target_cluster]
-    assert np.median(others) > 2 * PER_CLUSTER

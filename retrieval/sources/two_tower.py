@@ -7,7 +7,7 @@ import torch
 
 from retrieval.ann import AnnIndex
 from retrieval.base import Candidate, RequestContext
-from retrieval.features import age_bucket, year_bucket
+from retrieval.features import age_bucket
 from retrieval.training import context_of, history_gaps, left_pad
 from retrieval.two_tower import TwoTowerModel
 
@@ -82,16 +82,3 @@ class TwoTowerSource:
                 ids[0][keep][:k].tolist(), scores[0][keep][:k].tolist(), strict=True
             )
         ]
-
-    def add_items(
-        self,
-        item_ids: np.ndarray,
-        genres: np.ndarray,
-        years: list[int | None],
-        text: np.ndarray,
-    ) -> None:
-        """Index items the model never saw, placed by their content alone (no retraining)."""
-        buckets = np.array([year_bucket(y) for y in years], dtype=np.int64)
-        with torch.inference_mode():
-            vectors = self.model.items.embed_new(genres, buckets, text).numpy()
-        self.index.add(vectors, np.asarray(item_ids, dtype=np.int64))
