@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import redis
+from cachetools import TTLCache
 
 from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
 from app.grounding import item_facts
@@ -44,7 +45,7 @@ from retrieval.text_search import RRF_K, Filters, TextSearch
 
 log = logging.getLogger("marquee.chat")
 SESSION_TTL_S = 24 * 3600
-MAX_TURNS = 20
+MAX_LOCAL_SESSIONS = 10_000  # embedded mode: the least recently used session is dropped
 TEXT_DEPTH = 200  # text hits considered before personalisation and rules
 TASTE_WEIGHT = 0.5  # the user's two-tower rank counts half as much as the request's
 RANKER_WEIGHT = 0.5  # the multi-task ranker's order, for known users, likewise
@@ -58,12 +59,20 @@ INTENT_BUDGET_MS = 1200.0  # the proposal may not eat the reply's time
 
 
 class SessionStore:
-    """Chat sessions in Redis (expiring), or in a dict in the embedded mode."""
+    """Chat sessions in Redis (expiring), or in a bounded TTL cache in the embedded mode.
 
-    def __init__(self, client: redis.Redis | None, prefix: str) -> None:
+    A session holds only what the next turn reads: the last retrieval query, so "more like
+    that but older" refines it. Both stores forget a session after SESSION_TTL_S; the
+    embedded one also keeps at most `max_local` sessions, so a long-running process does
+    not grow with every visitor.
+    """
+
+    def __init__(
+        self, client: redis.Redis | None, prefix: str, max_local: int = MAX_LOCAL_SESSIONS
+    ) -> None:
         self.client = client
         self.prefix = f"{prefix}:chat"
-        self._local: dict[str, str] = {}
+        self._local: TTLCache[str, str] = TTLCache(max_local, SESSION_TTL_S)
         self._lock = threading.Lock()
 
     def load(self, session_id: str) -> dict:
@@ -77,7 +86,7 @@ class SessionStore:
         else:
             with self._lock:
                 raw = self._local.get(session_id)
-        return json.loads(raw) if raw else {"turns": []}
+        return json.loads(raw) if raw else {}
 
     def save(self, session_id: str, session: dict) -> None:
         raw = json.dumps(session)
@@ -316,10 +325,7 @@ class Chat:
             prompts["rerank"] = rerank_ref
         page = page[:k]
         lap("llm_rerank", t)
-        session["query"] = query.model_dump()
-        turn = {"message": message, "items": [r.item_id for r in page]}
-        session["turns"] = [*session["turns"], turn][-MAX_TURNS:]
-        self.sessions.save(session_id, session)
+        self.sessions.save(session_id, {"query": query.model_dump()})
 
         facts = item_facts(funnel, self.search, user, query, page)
         cards = [
