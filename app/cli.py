@@ -12,6 +12,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -23,7 +24,7 @@ from rich.table import Table
 from app.cli_prompts import prompts_app
 from app.cli_serving import ab_app, features_app, serve_cmd, worker_cmd
 from app.errors import UsageError
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from catalog.errors import DataError
 from catalog.sources import RATING_DATASETS
 from evaluation.report import Report
@@ -90,8 +91,8 @@ def data_prepare(
 @data_app.command("split")
 def data_split(dataset: str = typer.Option("ml-latest-small")) -> None:
     """Show LOO-full and temporal split statistics."""
+    from catalog.splits import loo_full, temporal_split
     from catalog.tables import load_catalog
-    from evaluation.splits import loo_full, temporal_split
 
     (name,) = _datasets(dataset)
     cat = load_catalog(name, get_settings())
@@ -169,7 +170,10 @@ def eval_retrieval(
     """Baselines + two-tower + every candidate source and the merged pool, one LOO-full run."""
     from evaluation.quality_run import run_quality_report
 
-    _run_report(run_quality_report, dataset, out, "retrieval")
+    def quality(name: str, settings: Settings, **kwargs: Any) -> Report:
+        return run_quality_report(name, settings, seed=settings.seed, **kwargs)
+
+    _run_report(quality, dataset, out, "retrieval")
 
 
 @eval_app.command("ranking")

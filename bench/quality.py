@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-latest-small")
     args = parser.parse_args(argv)
-    report = run_quality_report(args.dataset, get_settings(), command=COMMAND)
+    settings = get_settings()
+    report = run_quality_report(args.dataset, settings, command=COMMAND, seed=settings.seed)
     metrics: dict[str, float | int] = {
         f"split.{k}": v for k, v in report.split_stats.items() if isinstance(v, int | float)
     }

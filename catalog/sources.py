@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.settings import Settings
 from catalog.errors import DataError
+from catalog.paths import HasDataSources, HasPaths
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def spec(name: str) -> DatasetSpec:
         raise DataError(name, f"unknown dataset; known datasets: {known}") from None
 
 
-def local_copy(name: str, settings: Settings) -> Path | None:
+def local_copy(name: str, settings: HasPaths) -> Path | None:
     """The folder of a complete local copy, looked up in the data dir then the cache."""
     ds = spec(name)
     for root in (settings.data_dir, settings.cache_dir):
@@ -77,7 +77,7 @@ def local_copy(name: str, settings: Settings) -> Path | None:
     return None
 
 
-def resolve(name: str, settings: Settings) -> Path:
+def resolve(name: str, settings: HasDataSources) -> Path:
     """Return a folder holding the dataset, downloading and verifying it if needed."""
     found = local_copy(name, settings)
     if found is not None:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from app.settings import Settings, get_settings
 from catalog import sources
 from catalog.errors import DataError
 from catalog.movielens import load_ml_100k, load_ml_latest_small
+from catalog.paths import HasDataSources, HasPaths
 from catalog.tmdb import load_tmdb
 
 SCHEMA_VERSION = 1
@@ -141,9 +141,8 @@ def _join_tmdb(items: pd.DataFrame, tmdb: pd.DataFrame | None) -> pd.DataFrame:
     return merged
 
 
-def build_catalog(name: str, settings: Settings | None = None) -> Catalog:
+def build_catalog(name: str, settings: HasDataSources) -> Catalog:
     """Read raw files for `name` (download if needed) and normalize them."""
-    settings = settings or get_settings()
     if name not in sources.RATING_DATASETS:
         raise DataError(name, f"not a rating dataset; choose one of {sources.RATING_DATASETS}")
     folder = sources.resolve(name, settings)
@@ -171,13 +170,12 @@ def build_catalog(name: str, settings: Settings | None = None) -> Catalog:
     return Catalog(name, digest, items[ITEM_COLUMNS].reset_index(drop=True), users, events)
 
 
-def catalog_dir(name: str, settings: Settings) -> Path:
+def catalog_dir(name: str, settings: HasPaths) -> Path:
     return Path(settings.artifacts_dir) / "catalog" / name
 
 
-def load_catalog(name: str, settings: Settings | None = None, rebuild: bool = False) -> Catalog:
+def load_catalog(name: str, settings: HasDataSources, rebuild: bool = False) -> Catalog:
     """The prepared catalog for `name`, built and cached under artifacts/ on first use."""
-    settings = settings or get_settings()
     folder = catalog_dir(name, settings)
     manifest = folder / "manifest.json"
     if not rebuild and manifest.is_file():

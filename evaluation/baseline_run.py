@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import scipy.sparse as sp
 from rich.progress import Progress
 
-from app.settings import Settings
+from catalog.paths import HasDataSources
+from catalog.splits import Split, loo_full
 from catalog.tables import load_catalog
 from evaluation.baselines.registry import BASELINES
 from evaluation.report import Report
 from evaluation.runner import ModelResult, genre_matrix, tune_and_test
-from evaluation.splits import Split, loo_full
 
 
 def check_baselines(models: Sequence[str] | None) -> list[str]:
@@ -41,7 +41,7 @@ def tune_baselines(
 
 def run_baselines(
     dataset: str,
-    settings: Settings,
+    settings: HasDataSources,
     models: Sequence[str] | None = None,
     command: str = "",
 ) -> Report:

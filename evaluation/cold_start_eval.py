@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from catalog.metrics import list_metrics, top_k
 from catalog.tables import Catalog
-from evaluation.metrics import list_metrics, top_k
 from ranking.cold_start import (
     DEMOGRAPHIC_FIELDS,
     CohortConfig,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from app.settings import Settings
+from catalog.paths import HasDataSources, HasPaths
 from catalog.tables import Catalog, load_catalog
 from llm.rerank import (
     PASSES,
@@ -86,7 +86,9 @@ def _cases(pools, users: Sequence[int], scores: Sequence[np.ndarray], k: int) ->
     return out
 
 
-def build_cases(dataset: str, settings: Settings, k: int = K, progress: Progress | None = None):
+def build_cases(
+    dataset: str, settings: HasDataSources, k: int = K, progress: Progress | None = None
+):
     """The ranking stage as the ranking report computes it, reduced to each top-k list."""
     from evaluation.ranking_eval import run_ranker
     from evaluation.stage_report import prepare_stages
@@ -116,12 +118,12 @@ def build_cases(dataset: str, settings: Settings, k: int = K, progress: Progress
     )
 
 
-def cache_dir(settings: Settings, dataset: str) -> Path:
+def cache_dir(settings: HasPaths, dataset: str) -> Path:
     return Path(settings.artifacts_dir) / "llm_rerank" / dataset
 
 
 def load_or_build_cases(
-    dataset: str, settings: Settings, progress: Progress | None = None, rebuild: bool = False
+    dataset: str, settings: HasDataSources, progress: Progress | None = None, rebuild: bool = False
 ) -> CaseSet:
     path = cache_dir(settings, dataset) / f"cases-top{K}.json"
     catalog_version = load_catalog(dataset, settings).version

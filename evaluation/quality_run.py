@@ -9,53 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
 from rich.progress import Progress
 
-from app.settings import Settings
-from catalog.tables import Catalog, load_catalog
+from catalog.paths import HasDataSources
+from catalog.splits import loo_full
+from catalog.tables import load_catalog
 from evaluation.baseline_run import check_baselines, tune_baselines
 from evaluation.report import Report
-from evaluation.retrieval_eval import (
-    QUOTA_PRESETS,
-    RECALL_KS,
-    choose_quotas,
-    contexts,
-    evaluate_pool,
-    run_sources,
-    stage_events,
-    stage_targets,
-)
+from evaluation.retrieval_eval import RECALL_KS, choose_quotas, evaluate_pool
 from evaluation.runner import genre_matrix
-from evaluation.splits import EvalStage, Split, loo_full
-from retrieval.base import CandidateSource
-from retrieval.features import UserFeatures
-from retrieval.offline import train_on_split, two_tower_result
+from evaluation.two_tower_eval import two_tower_result
+from retrieval.offline import train_on_split
+from retrieval.offline_pools import build_sources, contexts, run_sources, stage_targets
 from retrieval.pipeline import text_vectors
-from retrieval.sources import ContentSource, CoVisitationSource, PopularitySource, TrendingSource
-from retrieval.sources.two_tower import TwoTowerSource
+from retrieval.quotas import QUOTA_PRESETS
 from retrieval.training import TrainConfig
-from retrieval.two_tower import TwoTowerModel
-
-
-def build_sources(
-    stage: EvalStage,
-    split: Split,
-    catalog: Catalog,
-    text: np.ndarray,
-    model: TwoTowerModel,
-) -> list[CandidateSource]:
-    events = stage_events(stage, split)
-    rows = pd.Index(catalog.items["item_id"]).get_indexer(split.item_ids)
-    occupations = UserFeatures.build(catalog.users, split.user_ids).occupation_vocab
-    return [
-        TwoTowerSource(model, split.item_ids, occupation_vocab=occupations),
-        CoVisitationSource.fit(events, split.item_ids),
-        ContentSource(split.item_ids, text[rows]),
-        TrendingSource.fit(events, split.item_ids),
-        PopularitySource.fit(events, split.item_ids),
-    ]
 
 
 def _source_section(
@@ -86,11 +54,14 @@ def _source_section(
 
 def run_quality_report(
     dataset: str,
-    settings: Settings,
+    settings: HasDataSources,
     command: str = "",
     baselines: Sequence[str] | None = None,
     train_config: TrainConfig | None = None,
+    *,
+    seed: int,
 ) -> Report:
+    """The full quality report; `seed` (from the app's settings) seeds two-tower training."""
     chosen = check_baselines(baselines)
     catalog = load_catalog(dataset, settings)
     split = loo_full(catalog.events, dataset)
@@ -99,7 +70,7 @@ def run_quality_report(
         results = tune_baselines(split, genres, chosen, progress)
         task = progress.add_task("embedding item text", total=None)
         text = text_vectors(catalog, settings)
-        config = train_config or TrainConfig(seed=settings.seed)
+        config = train_config or TrainConfig(seed=seed)
         progress.update(task, description="training two-tower", total=config.max_epochs)
 
         def epoch_done(epoch: int, loss: float, metrics: dict[str, float]) -> None:

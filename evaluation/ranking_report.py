@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from app.settings import Settings
+from catalog.paths import HasDataSources
 from catalog.tables import load_catalog
 from evaluation.baseline_run import tune_baselines
 from evaluation.cold_start_eval import evaluate_new_users
@@ -29,6 +29,7 @@ from evaluation.ranking_eval import (
 from evaluation.report import Report
 from evaluation.runner import ModelResult
 from evaluation.stage_report import StageData, prepare_stages
+from evaluation.two_tower_eval import two_tower_result
 from ranking.rules import ItemMeta
 
 DEFAULT_LAMBDA = 0.85  # ranking/rules default for the feed; see the trade-off section
@@ -78,12 +79,10 @@ def _plot_sweep(points: list[DiversityPoint], base: DiversityPoint, path: Path) 
     plt.close(fig)
 
 
-def run_ranking_report(dataset: str, settings: Settings, command: str = "") -> Report:
+def run_ranking_report(dataset: str, settings: HasDataSources, command: str = "") -> Report:
     with Progress(transient=True) as progress:
         data = prepare_stages(dataset, settings, progress=progress)
         ease = tune_baselines(data.split, data.genres, ["EASE"], progress)[0]
-    from retrieval.offline import two_tower_result
-
     two_tower = two_tower_result(data.two_tower, data.split, data.catalog.users, data.genres)
     outcome: RankingOutcome = run_ranker(
         data.pools["valid"],

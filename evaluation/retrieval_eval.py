@@ -8,106 +8,17 @@ chosen on validation pool Recall@500 and applied once to the test stage.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from evaluation.splits import EvalStage, Split
-from retrieval.base import Candidate, CandidateSource, RequestContext
+from retrieval.base import RequestContext
 from retrieval.merge import MergeConfig, merge
+from retrieval.offline_pools import SourceRun
+from retrieval.quotas import POOL_SIZE, QUOTA_PRESETS
 
 RECALL_KS = (10, 50, 100, 500)
-POOL_SIZE = 500
-
-# Quota presets tried on validation: the two-tower model and co-visitation carry
-# the pool, content/trending/popularity keep a floor of long-tail and fresh items.
-QUOTA_PRESETS: dict[str, dict[str, int]] = {
-    "balanced": {"two_tower": 250, "covisit": 150, "content": 50, "trending": 25, "popularity": 25},
-    "model-heavy": {
-        "two_tower": 350,
-        "covisit": 100,
-        "content": 30,
-        "trending": 10,
-        "popularity": 10,
-    },
-    "graph-heavy": {
-        "two_tower": 150,
-        "covisit": 250,
-        "content": 50,
-        "trending": 25,
-        "popularity": 25,
-    },
-}
-
-
-def stage_events(stage: EvalStage, split: Split) -> pd.DataFrame:
-    """The stage's training events with raw ids, as sources are fitted in production."""
-    ev = stage.train.events
-    return pd.DataFrame(
-        {
-            "user_id": split.user_ids[ev["user_idx"].to_numpy()],
-            "item_id": split.item_ids[ev["item_idx"].to_numpy()],
-            "timestamp": ev["timestamp"].to_numpy(),
-        }
-    )
-
-
-def contexts(
-    stage: EvalStage, split: Split, users: pd.DataFrame | None = None
-) -> list[RequestContext]:
-    """One request per evaluated user: chronological history, held-out event time."""
-    demo = users.set_index("user_id") if users is not None and "age" in users else None
-    seqs = stage.train.sequences()
-    times = stage.train.events.groupby("user_idx", sort=True)["timestamp"].apply(np.asarray)
-    out = []
-    for u in stage.users:
-        raw_user = int(split.user_ids[u])
-        demographics = None
-        if demo is not None and raw_user in demo.index:
-            row = demo.loc[raw_user]
-            demographics = {
-                "gender": row["gender"],
-                "age": int(row["age"]),
-                "occupation": row["occupation"],
-            }
-        out.append(
-            RequestContext(
-                user_id=raw_user,
-                history=split.item_ids[seqs[u]],
-                timestamp=int(stage.request_times[u]),
-                demographics=demographics,
-                history_times=times.get(u, np.empty(0, dtype=np.int64)),
-            )
-        )
-    return out
-
-
-@dataclass
-class SourceRun:
-    """Every source's ranked list for every request of one stage."""
-
-    lists: dict[str, list[list[Candidate]]]
-    latency_ms: dict[str, list[float]] = field(default_factory=dict)
-
-
-def run_sources(
-    sources: Sequence[CandidateSource],
-    ctxs: Sequence[RequestContext],
-    k: int = POOL_SIZE,
-    on_request: Callable[[], None] | None = None,
-) -> SourceRun:
-    run = SourceRun({s.name: [] for s in sources}, {s.name: [] for s in sources})
-    for ctx in ctxs:
-        for source in sources:
-            start = time.perf_counter()
-            run.lists[source.name].append(source.candidates(ctx, k))
-            run.latency_ms[source.name].append((time.perf_counter() - start) * 1000)
-        if on_request:
-            on_request()
-    return run
 
 
 def _hit_ranks(lists: list[list[int]], targets: np.ndarray) -> np.ndarray:
@@ -121,10 +32,6 @@ def _hit_ranks(lists: list[list[int]], targets: np.ndarray) -> np.ndarray:
 
 def recall_at(ranks: np.ndarray, ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
     return {f"recall@{k}": float((ranks < k).mean()) for k in ks}
-
-
-def stage_targets(stage: EvalStage, split: Split) -> np.ndarray:
-    return split.item_ids[stage.targets[stage.users].indices]
 
 
 @dataclass

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from evaluation.baselines.base import Recommender
-from evaluation.metrics import (
+from catalog.metrics import (
     DEFAULT_KS,
     auc_from_scores,
     catalog_coverage,
@@ -29,7 +28,8 @@ from evaluation.metrics import (
     target_ranks,
     top_k,
 )
-from evaluation.splits import EvalStage, Split
+from catalog.splits import EvalStage, Split
+from evaluation.baselines.base import Recommender
 
 SELECTION_METRIC = "ndcg@10"
 BEYOND_K = 10

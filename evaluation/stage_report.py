@@ -6,20 +6,28 @@ Shared by the ranking report and its benchmark so both measure the same objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
 
-from app.settings import Settings
+from catalog.paths import HasDataSources
+from catalog.splits import Split, loo_full
 from catalog.tables import Catalog, load_catalog
-from evaluation.quality_run import build_sources
-from evaluation.ranking_eval import StagePools, item_table, stage_pools
-from evaluation.retrieval_eval import QUOTA_PRESETS, contexts, run_sources, stage_targets
 from evaluation.runner import genre_matrix
-from evaluation.splits import Split, loo_full
 from ranking.features import ItemTable
+from ranking.training import item_table
 from retrieval.offline import cached_train_on_split
+from retrieval.offline_pools import (
+    StagePools,
+    build_sources,
+    contexts,
+    run_sources,
+    stage_pools,
+    stage_targets,
+)
 from retrieval.pipeline import text_vectors
+from retrieval.quotas import QUOTA_PRESETS
 from retrieval.training import TrainResult
 
 
@@ -43,12 +51,15 @@ def _ratings(catalog: Catalog, split: Split, stage_name: str) -> np.ndarray:
 
 
 def prepare_stages(
-    dataset: str, settings: Settings, preset: str = "balanced", progress: Progress | None = None
+    dataset: str,
+    settings: HasDataSources,
+    preset: str = "balanced",
+    progress: Progress | None = None,
 ) -> StageData:
     catalog = load_catalog(dataset, settings)
     split = loo_full(catalog.events, dataset)
     text = text_vectors(catalog, settings)
-    cache = settings.artifacts_dir / "models"
+    cache = Path(settings.artifacts_dir) / "models"
     two_tower = cached_train_on_split(
         split, catalog.items, catalog.users, text, cache, catalog.version
     )

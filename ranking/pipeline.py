@@ -17,22 +17,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.settings import Settings
+from catalog.paths import HasTrainingSettings
+from catalog.splits import loo_full
 from catalog.tables import Catalog
-from evaluation.quality_run import build_sources
-from evaluation.ranking_eval import FittedRanker, fit_ranker, item_table, stage_pools
-from evaluation.retrieval_eval import QUOTA_PRESETS, contexts, run_sources, stage_targets
-from evaluation.splits import loo_full
 from ranking.features import ItemTable
 from ranking.ranker import BlendWeights, MultiTaskNet, Ranker, RankerConfig
+from ranking.training import FittedRanker, fit_ranker, item_table
 from retrieval.bundle import RetrievalBundle
+from retrieval.offline_pools import build_sources, contexts, run_sources, stage_pools, stage_targets
 from retrieval.pipeline import text_vectors
+from retrieval.quotas import QUOTA_PRESETS
 
 QUOTAS = "balanced"
 
 
 def train_ranker_bundle(
-    catalog: Catalog, settings: Settings, retrieval: RetrievalBundle
+    catalog: Catalog, settings: HasTrainingSettings, retrieval: RetrievalBundle
 ) -> tuple[FittedRanker, ItemTable]:
     split = loo_full(catalog.events, catalog.name, k=1)
     stage = split.stage("test")  # history = all but the latest event; target = latest

@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation.metrics import mask_history, metrics_from_ranks, target_ranks
-from evaluation.runner import ModelResult, evaluate
-from evaluation.splits import EvalStage, Interactions, Split
+from catalog.metrics import mask_history, metrics_from_ranks, target_ranks
+from catalog.splits import EvalStage, Interactions, Split
 from retrieval.features import ItemFeatures, UserFeatures
 from retrieval.training import (
     SequenceData,
@@ -174,29 +173,3 @@ def cached_train_on_split(
         path,
     )
     return result
-
-
-def two_tower_result(
-    result: TrainResult,
-    split: Split,
-    users: pd.DataFrame,
-    item_features: Any = None,
-) -> ModelResult:
-    """Validation and test metrics of the trained model, in the baselines' report format."""
-    demographics = demographics_matrix(users, split.user_ids)
-    params = {
-        "dim": result.model.config.dim,
-        "epochs": result.best_epoch,
-        "temperature": result.model.config.temperature,
-    }
-    valid = evaluate(
-        TwoTowerScorer(result.model, split.stage("valid"), demographics, params),
-        split.stage("valid"),
-        item_features,
-    )
-    test = evaluate(
-        TwoTowerScorer(result.model, split.stage("test"), demographics, params),
-        split.stage("test"),
-        item_features,
-    )
-    return ModelResult("TwoTower", params, valid, test, [], result.seconds)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.settings import Settings
+from catalog.paths import HasPaths, HasTrainingSettings
+from catalog.splits import loo_full
 from catalog.tables import Catalog
-from evaluation.splits import loo_full
 from retrieval.ann import AnnIndex
 from retrieval.bundle import RetrievalBundle
 from retrieval.features import ItemFeatures, UserFeatures
@@ -29,11 +29,11 @@ from retrieval.two_tower import TwoTowerConfig
 Progress = Callable[[int, float, dict[str, float]], None]
 
 
-def bundles_root(settings: Settings, dataset: str) -> Path:
+def bundles_root(settings: HasPaths, dataset: str) -> Path:
     return Path(settings.artifacts_dir) / "bundles" / dataset
 
 
-def latest_bundle(settings: Settings, dataset: str) -> Path | None:
+def latest_bundle(settings: HasPaths, dataset: str) -> Path | None:
     pointer = bundles_root(settings, dataset) / "LATEST"
     if not pointer.is_file():
         return None
@@ -41,14 +41,14 @@ def latest_bundle(settings: Settings, dataset: str) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def text_vectors(catalog: Catalog, settings: Settings, progress: bool = False) -> np.ndarray:
+def text_vectors(catalog: Catalog, settings: HasPaths, progress: bool = False) -> np.ndarray:
     cache = Path(settings.artifacts_dir) / "embeddings" / catalog.name
     return item_embeddings(catalog.items, cache, catalog.version, progress=progress)
 
 
 def train_retrieval_bundle(
     catalog: Catalog,
-    settings: Settings,
+    settings: HasTrainingSettings,
     model_config: TwoTowerConfig | None = None,
     train_config: TrainConfig | None = None,
     progress: Progress | None = None,
@@ -92,7 +92,7 @@ def train_retrieval_bundle(
     return RetrievalBundle(model, features, occupations, meta, index)
 
 
-def save_bundle(bundle: RetrievalBundle, settings: Settings) -> Path:
+def save_bundle(bundle: RetrievalBundle, settings: HasPaths) -> Path:
     """Write under bundles/<dataset>/<version>/retrieval and point LATEST at it."""
     dataset = bundle.meta["dataset"]
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + bundle.meta["catalog_version"]

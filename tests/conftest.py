@@ -54,7 +54,7 @@ def ml_100k(settings: Settings):
 
 @pytest.fixture(scope="session")
 def loo_small(ml_small):
-    from evaluation.splits import loo_full
+    from catalog.splits import loo_full
 
     return loo_full(ml_small.events, "ml-latest-small")
 

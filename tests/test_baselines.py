@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from catalog.splits import Interactions, loo_full
 from evaluation.baselines import EASE, ALSMatrixFactorization, ItemKNN, MostPopular
 from evaluation.runner import evaluate, tune_and_test
-from evaluation.splits import Interactions, loo_full
 
 
 def _interactions(matrix: np.ndarray) -> Interactions:

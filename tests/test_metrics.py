@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from evaluation.metrics import (
+from catalog.metrics import (
     auc_from_scores,
     catalog_coverage,
     intra_list_diversity,
@@ -112,7 +112,7 @@ def test_coverage_novelty_and_diversity_by_hand() -> None:
 
 
 def test_binary_auc_by_hand() -> None:
-    from evaluation.metrics import binary_auc
+    from catalog.metrics import binary_auc
 
     # positives 0.8 and 0.4; negatives 0.6 and 0.2: 3 of 4 pairs ordered -> 0.75
     assert binary_auc(np.array([1, 0, 1, 0]), np.array([0.8, 0.6, 0.4, 0.2])) == 0.75

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluation.splits import cold_start_slices, k_core, loo_full, temporal_split
+from catalog.splits import cold_start_slices, k_core, loo_full, temporal_split
 
 
 def _events(rows: list[tuple[int, int, int]]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from evaluation.splits import Interactions
+from catalog.splits import Interactions
 
 
 @runtime_checkable

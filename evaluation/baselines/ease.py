@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from evaluation.splits import Interactions
+from catalog.splits import Interactions
 
 
 class EASE:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.splits import Interactions
+from catalog.splits import Interactions
 
 
 class ALSMatrixFactorization:
