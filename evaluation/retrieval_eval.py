@@ -9,7 +9,6 @@ chosen on validation pool Recall@500 and applied once to the test stage.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,15 +31,6 @@ def _hit_ranks(lists: list[list[int]], targets: np.ndarray) -> np.ndarray:
 
 def recall_at(ranks: np.ndarray, ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
     return {f"recall@{k}": float((ranks < k).mean()) for k in ks}
-
-
-@dataclass
-class RetrievalResult:
-    sources: dict[str, dict[str, float]]  # source -> recall@K and median latency
-    pool: dict[str, float]  # merged pool recall@K, size, mix
-    quotas: dict[str, int]
-    preset: str
-    valid_pool_recall: dict[str, float]
 
 
 def merged_pools(
