@@ -29,10 +29,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Headless Chromium for the browser test of the UI (Debian's package; never a download).
+# Locally a failed install only warns (the browser test then skips); under CI=true it stops
+# the build, because CI must run the browser test.
 chromium:
 	@command -v chromium >/dev/null || (apt-get install -y -qq chromium >/dev/null \
 		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) \
-		|| echo "warning: could not install chromium; the browser test will not run"
+		|| { if [ "$$CI" = "true" ]; then \
+			echo "error: could not install chromium; CI must run the browser test" >&2; exit 1; \
+		else echo "warning: could not install chromium; the browser test will not run"; fi; }
 
 install: $(STAMP)
 

@@ -11,6 +11,8 @@ import pytest
 
 from app.settings import Settings
 
+from .requirements import missing
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,7 +30,7 @@ def shared_data_dir() -> Path | None:
 def data_dir() -> Path:
     folder = shared_data_dir()
     if folder is None:
-        pytest.skip("shared datasets not found (set MARQUEE_DATA_DIR)")
+        missing("shared datasets not found (set MARQUEE_DATA_DIR)")
     return folder
 
 

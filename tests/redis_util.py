@@ -8,18 +8,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import pytest
 import redis
+
+from .requirements import missing
 
 URL = "redis://127.0.0.1:6379/0"
 
 
 def client_or_skip() -> redis.Redis:
+    """The test Redis; skipped locally when it is not running, a failure in CI."""
     client = redis.Redis.from_url(URL)
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        missing("Redis is not running on 127.0.0.1:6379")
     return client
 
 

@@ -12,6 +12,8 @@ import redis
 
 from features.store import FeatureStore, InProcessFeatureStore, RedisFeatureStore
 
+from .requirements import missing
+
 
 @pytest.fixture(params=["in-process", "redis"])
 def store(request: pytest.FixtureRequest) -> Iterator[FeatureStore]:
@@ -22,7 +24,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[FeatureStore]:
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        missing("Redis is not running on 127.0.0.1:6379")
     prefix = f"test-{uuid.uuid4().hex[:12]}"  # unique per run; removed afterwards
     yield RedisFeatureStore(client, prefix=prefix, ttl_s=600)
     keys = list(client.scan_iter(match=f"{prefix}:*"))
@@ -80,7 +82,7 @@ def test_redis_keys_are_versioned_and_expire() -> None:
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        missing("Redis is not running on 127.0.0.1:6379")
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     store = RedisFeatureStore(client, prefix=prefix, ttl_s=30)
     try:

@@ -25,6 +25,7 @@ from llm.client import (
 from llm.local import LOCAL_MODELS, model_path
 
 from .redis_util import client_or_skip, delete_prefix, unique_prefix
+from .requirements import import_or_missing
 
 ASK = [{"role": "user", "content": "Name one funny movie for a rainy day, in one sentence."}]
 GENRES = {
@@ -156,7 +157,7 @@ def _free_port() -> int:
 def openai_server(tmp_path_factory):
     """llama-cpp's OpenAI-compatible server with the same small model: the wire protocol
     vLLM and Ollama speak, so the `hosted_vllm/...` path is exercised for real."""
-    pytest.importorskip("llama_cpp.server")
+    import_or_missing("llama_cpp.server")
     path = model_path(LOCAL_MODELS["smollm2"], tmp_path_factory.mktemp("models"))
     port = _free_port()
     log = Path(tmp_path_factory.mktemp("server")) / "server.log"

@@ -20,6 +20,7 @@ from llm.prompt_eval import check_case, run_cases, run_check, sentences
 from llm.prompts import Check, EvalCase, PromptError, PromptRegistry, split_messages
 
 from .conftest import REPO_ROOT, run_marquee
+from .requirements import import_or_missing, missing
 
 SHIPPED = REPO_ROOT / "prompts"
 FOUR = ("intent", "rerank", "explain", "chat_reply")
@@ -528,7 +529,7 @@ def test_runner_passes_free_text_params(registry: PromptRegistry) -> None:
 
 def test_real_local_model_runs_two_cases(folder: Path) -> None:
     """The embedded SmolLM2 through the real client: mechanics, not quality (it is 135M)."""
-    pytest.importorskip("llama_cpp")
+    import_or_missing("llama_cpp")
     from llm.client import LLMError, client_from_settings
 
     # a generous timeout: CI machines are shared, and this checks mechanics, not speed
@@ -536,9 +537,7 @@ def test_real_local_model_runs_two_cases(folder: Path) -> None:
     try:
         client.warm_up()
     except LLMError as exc:  # CI installs the model: missing there is a failure, not a skip
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"embedded model unavailable: {exc}")
-        pytest.skip(f"embedded model unavailable: {exc}")
+        missing(f"embedded model unavailable: {exc}")
     registry = PromptRegistry(folder)
     cases = folder / "intent" / "cases.yaml"
     cases.write_text(json.dumps(yaml.safe_load(cases.read_text())[:2]))
@@ -703,7 +702,7 @@ def test_lab_falls_back_to_its_own_registry(folder: Path) -> None:
 
 
 def test_lab_tab_builds_without_a_service(service: SimpleNamespace) -> None:
-    gr = pytest.importorskip("gradio")
+    gr = import_or_missing("gradio")
     from ui.prompt_lab import prompt_lab_tab
 
     def get_service() -> SimpleNamespace:

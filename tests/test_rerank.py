@@ -32,6 +32,8 @@ from llm.rerank import (
     resolve_weight,
 )
 
+from .requirements import require
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HISTORY = [
     {"title": "Toy Story", "year": 1995, "genres": ["Animation", "Children", "Comedy"]},
@@ -253,8 +255,7 @@ def test_prompt_file_validates(registry) -> None:
 
 def test_committed_results_match_results_md() -> None:
     path = REPO_ROOT / "bench/results/llm_rerank.json"
-    if not path.is_file():
-        pytest.skip("llm_rerank benchmark not run yet")
+    require(path.is_file(), "llm_rerank benchmark not run yet (bench/results/llm_rerank.json)")
     payload = json.loads(path.read_text())
     section = read_section("llm_rerank", REPO_ROOT / "bench/RESULTS.md")
     assert payload["command"] in section

@@ -4,7 +4,11 @@ What the handler tests cannot see: that Gradio wires the components the way the
 layout says, that the streamed reply and the cards reach the page, and what the
 page looks like (a screenshot goes to artifacts/screenshots/). The browser is
 found via MARQUEE_CHROMIUM, then a system Chromium on PATH, then Playwright's own
-download; without one the test is skipped, except in CI where it must run.
+download; without one the test is skipped, except in CI (CI=true) where it fails.
+
+The browser is looked for before the app starts: the check used to come after the
+served app (bundle, Redis), so a missing Redis skipped first and the browser guard never
+ran; and nothing set CI=true, so the guard's failure branch was dead code.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO_ROOT
+from .requirements import missing
 
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [
@@ -33,12 +38,6 @@ CHROMIUM_ARGS = [
 ]
 KIDS_GENRES = {"Animation", "Children", "Comedy"}
 TIMEOUT_MS = 45_000
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the browser test must run in CI: {reason}")
-    pytest.skip(reason)
 
 
 def _browser_path() -> str | None:
@@ -84,15 +83,29 @@ def base_url(api_service) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(base_url):
+def chromium() -> str | None:
+    """The browser to drive, checked before anything is served (see the module docstring)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
+        missing("playwright is not installed (pip install -e '.[dev]')")
+    configured = os.environ.get("MARQUEE_CHROMIUM")
+    if configured and not Path(configured).is_file():
+        missing(f"MARQUEE_CHROMIUM={configured} is not a file")
     path = _browser_path()
+    if path is None:
+        with sync_playwright() as p:
+            if not Path(p.chromium.executable_path).is_file():
+                missing("no Chromium found (set MARQUEE_CHROMIUM or install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(chromium: str | None, base_url: str):
+    from playwright.sync_api import sync_playwright
+
+    path = chromium
     with sync_playwright() as p:
-        if path is None and not Path(p.chromium.executable_path).is_file():
-            _unavailable("no Chromium found (set MARQUEE_CHROMIUM or install chromium)")
         browser = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
