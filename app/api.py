@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -82,7 +83,13 @@ Svc = Annotated[Service, Depends(_service)]
 Titles = Annotated[TitleIndex, Depends(_titles)]
 
 
-def create_app(service: Service | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    service: Service | None = None,
+    settings: Settings | None = None,
+    mount: Callable[[FastAPI], None] | None = None,
+) -> FastAPI:
+    """The feed API. `mount` adds more to the same app (the UI: `ui.server.create_app`),
+    so the UI sits on top of the API without the API knowing of it."""
     settings = settings or (service.settings if service else get_settings())
     keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
 
@@ -441,9 +448,8 @@ def create_app(service: Service | None = None, settings: Settings | None = None)
     def metrics(service: Svc) -> Response:
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    from ui.app import mount_ui  # Gradio is slow to import: only when an app is built
-
-    mount_ui(app)
+    if mount is not None:
+        mount(app)
     return app
 
 

@@ -53,7 +53,7 @@ def serve_cmd(
     mode = f"Redis {settings.redis_url}" if settings.redis_url else "in-process store (no Redis)"
     console.print(f"serving on http://{host}:{port} ({mode}); API docs at /docs")
     uvicorn.run(
-        "app.api:create_app",
+        "ui.server:create_app",  # the API with the UI mounted
         factory=True,
         host=host,
         port=port,

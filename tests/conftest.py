@@ -155,7 +155,7 @@ def api(api_service):
     """A TestClient over the shared service (background loops and worker run while open)."""
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
+    from ui.server import create_app
 
     with TestClient(create_app(api_service), headers={"X-API-Key": "marquee-dev"}) as client:
         yield client

@@ -186,8 +186,8 @@ def test_metrics_expose_stage_latency_requests_and_freshness(api) -> None:
 def test_unreachable_redis_degrades_to_a_stale_feed_and_refuses_events(api_service) -> None:
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
     from app.service import Service, redis_client
+    from ui.server import create_app
 
     dead = Service(
         api_service.settings,

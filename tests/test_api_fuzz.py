@@ -56,7 +56,7 @@ def rules_only_chat(api_service):
 
 @pytest.fixture
 def api_schema(api_service, rules_only_chat):
-    from app.api import create_app
+    from ui.server import create_app
 
     app = create_app(api_service)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)

@@ -248,8 +248,8 @@ def test_the_whole_product_answers_with_the_llm_unreachable(serving_settings) ->
     """Feed, chat (JSON and stream) and UI from a service whose LLM provider is down."""
     from fastapi.testclient import TestClient
 
-    from app.api import create_app
     from app.service import Service
+    from ui.server import create_app
 
     settings = serving_settings.model_copy(
         update={

@@ -63,7 +63,7 @@ def base_url(api_service) -> Iterator[str]:
     """The real app (API + UI, lifespan, worker) under uvicorn on a free loopback port."""
     import uvicorn
 
-    from app.api import create_app
+    from ui.server import create_app
 
     port = _free_port()
     config = uvicorn.Config(
