@@ -8,12 +8,14 @@ do not.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -22,7 +24,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import Field
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.funnel import FeedQuery, UserState
@@ -92,6 +93,7 @@ def create_app(
     so the UI sits on top of the API without the API knowing of it."""
     settings = settings or (service.settings if service else get_settings())
     keys = {k.strip() for k in settings.api_keys.split(",") if k.strip()}
+    feed_pool = ThreadPoolExecutor(settings.feed_threads, thread_name_prefix="feed")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -105,6 +107,7 @@ def create_app(
         gc.freeze()
         yield
         app.state.service.stop_background()
+        feed_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="Marquee",
@@ -174,38 +177,44 @@ def create_app(
         maturity: Annotated[str, Query(pattern="^(adult|kids)$")] = "adult",
         explain: bool = False,
     ) -> JSONResponse:
-        """The user's feed; an unknown user gets a cold-start feed, not a 404."""
-        query = FeedQuery(
-            k=k,
-            exclude=frozenset(exclude),
-            maturity=maturity,
-            include_genres=check_genres(service, genres, "genres"),
-            exclude_genres=check_genres(service, exclude_genres, "exclude_genres"),
-        )
-        if service.variant(user_id).llm_rerank:  # may wait on an LLM: off the event loop
-            out = await run_in_threadpool(service.feed, user_id, query)
-        else:
+        """The user's feed; an unknown user gets a cold-start feed, not a 404.
+
+        Why an executor: the page is numpy/torch work plus synchronous Redis calls. On the
+        event loop a slow Redis would stall every other request (health checks, the UI,
+        chat streams); on `feed_threads` dedicated threads it stalls only feeds.
+        """
+
+        def page() -> dict:
+            query = FeedQuery(
+                k=k,
+                exclude=frozenset(exclude),
+                maturity=maturity,
+                include_genres=check_genres(service, genres, "genres"),
+                exclude_genres=check_genres(service, exclude_genres, "exclude_genres"),
+            )
             out = service.feed(user_id, query)
-        items = [
-            {
-                **summary(service, it.item_id),
-                "score": it.score,
-                "sources": list(it.sources),
-                "reason": it.reason,
-                "explain": {"objectives": it.objectives} if explain else None,
+            items = [
+                {
+                    **summary(service, it.item_id),
+                    "score": it.score,
+                    "sources": list(it.sources),
+                    "reason": it.reason,
+                    "explain": {"objectives": it.objectives} if explain else None,
+                }
+                for it in out.result.items
+            ]
+            return {
+                "user_id": user_id,
+                "request_id": uuid.uuid4().hex,
+                "variant": out.variant,
+                "bundle": out.bundle,
+                "stage": out.result.stage,
+                "stale": out.stale,
+                "items": items,
+                "timings_ms": out.result.timings_ms if explain else None,
             }
-            for it in out.result.items
-        ]
-        body = {
-            "user_id": user_id,
-            "request_id": uuid.uuid4().hex,
-            "variant": out.variant,
-            "bundle": out.bundle,
-            "stage": out.result.stage,
-            "stale": out.stale,
-            "items": items,
-            "timings_ms": out.result.timings_ms if explain else None,
-        }
+
+        body = await asyncio.get_running_loop().run_in_executor(feed_pool, page)
         # The hot path skips re-validating its own output (FeedResponse documents it and the
         # schema tests check it); that validation costs about a tenth of the request.
         return JSONResponse(body)

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, description="Identical calls are answered from Redis this long."
     )
     llm_threads: int = Field(default=2, ge=1, description="CPU threads of the embedded model.")
+    feed_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads that build feed pages (numpy/torch and Redis work, kept off the "
+        "event loop so /healthz, the UI and chat streams never wait behind a slow feed).",
+    )
     llm_rerank: bool | None = Field(
         default=None,
         description="LLM re-rank of the last candidates; unset = the measured default per "
