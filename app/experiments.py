@@ -27,6 +27,8 @@ HOLDOUT_SALT = "marquee-long-term-holdout"
 
 Objective = Literal["click", "complete", "like", "regret"]
 BlendWeight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PromptName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+PromptVersion = Annotated[int, Field(ge=1, strict=True)]
 
 
 class VariantConfig(BaseModel):
@@ -44,7 +46,10 @@ class VariantConfig(BaseModel):
     # MMR lambda_ of the diversity rule: 1 keeps ranker order, lower buys variety.
     diversity_lambda: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     llm_rerank: bool = False
-    prompt_version: str | None = None
+    # Prompt name -> version this variant's LLM steps use instead of the live one (feed
+    # re-rank, chat intent, reply, explanations): how product teams A/B-test a prompt.
+    # Checked against the prompt registry at start-up (llm.prompt_pins.check_pins).
+    prompts: dict[PromptName, PromptVersion] = Field(default_factory=dict)
 
 
 class ExperimentConfig(BaseModel):

@@ -28,7 +28,7 @@ def three_way(salt: str = "exp-a", holdout_share: float = 0.05) -> ExperimentCon
         variants=[
             VariantConfig(name="control", weight=2.0),
             VariantConfig(name="b", weight=1.0, blend={"click": 1.0, "regret": 0.5}),
-            VariantConfig(name="c", weight=1.0, llm_rerank=True, prompt_version="v2"),
+            VariantConfig(name="c", weight=1.0, llm_rerank=True, prompts={"rerank": 2}),
         ],
         control="control",
     )
