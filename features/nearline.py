@@ -102,6 +102,23 @@ _APPLY_LUA = """
 local root = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local keep = tonumber(ARGV[3])
+-- Every key's type is checked before the first write: a script that fails halfway keeps
+-- its earlier writes (Redis does not roll scripts back), and an event marked applied
+-- whose counts were never written would be lost for good when the worker retries.
+local expected = {[root .. ':updated'] = 'hash'}
+for i = 5, #ARGV, 7 do
+  local id, user, typ, ts = ARGV[i], ARGV[i + 1], ARGV[i + 3], ARGV[i + 4]
+  expected[root .. ':applied:' .. id] = 'string'
+  expected[root .. ':recent:' .. user] = 'zset'
+  expected[root .. ':count:' .. typ] = 'hash'
+  expected[root .. ':trend:' .. math.floor(tonumber(ts) / 3600)] = 'zset'
+end
+for key, kind in pairs(expected) do
+  local have = redis.call('TYPE', key).ok
+  if have ~= 'none' and have ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. have .. ', not a ' .. kind)
+  end
+end
 local applied = 0
 for i = 5, #ARGV, 7 do
   local id, user, item, typ = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
