@@ -107,6 +107,18 @@ class Metrics:
             ["version"],
             registry=r,
         )
+        self.background_restarts = Counter(
+            "marquee_background_restarts",
+            "Restarts of a supervised background task after an error, by task.",
+            ["task"],
+            registry=r,
+        )
+        self.background_up = Gauge(
+            "marquee_background_up",
+            "1 while a supervised background task runs, 0 while it waits to restart.",
+            ["task"],
+            registry=r,
+        )
         self.registry.register(_Freshness(freshness))
 
     def llm_call(self, record) -> None:

@@ -32,14 +32,22 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
 def readyz(request: Request) -> JSONResponse:
+    """Ready = a bundle is loaded. Redis down or a background task failing (waiting to be
+    restarted) is `degraded`, not unready: feeds still come from the snapshot, and taking
+    every replica out of rotation for a fault they all share (Redis out of memory stops
+    every worker) would turn a stale feed into an outage. Alert on `degraded` and on
+    `marquee_background_up == 0` instead."""
     service: Service | None = request.app.state.service
     checks = {"bundle": service is not None}
+    failing: list[str] = []
     if service is not None and service.client is not None:
         try:
             checks["redis"] = bool(service.client.ping())
         except Exception:
             checks["redis"] = False
-    # Redis down is degraded, not unready: feeds still come from the snapshot.
+    if service is not None:
+        failing = service.background.failing()
+        checks["background"] = not failing
     ready = checks["bundle"]
     body = {
         "ready": ready,
@@ -47,6 +55,8 @@ def readyz(request: Request) -> JSONResponse:
         "checks": checks,
         "warm": bool(service and service.warm),
         "bundle": service.funnel.version if service else None,
+        "background": service.background.status() if service else {},
+        "failing": failing,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 
