@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import redis
@@ -34,7 +34,8 @@ from llm.explain import TitleGuard, phrase, template
 from llm.intent import RetrievalQuery, parse_intent
 from llm.intent_llm import IntentModel, merge
 from llm.local import strip_control_tokens
-from llm.prompts import PromptError, PromptRegistry
+from llm.prompt_pins import PromptSource
+from llm.prompts import PromptError
 from llm.reply import describe, fallback_reply, reply_is_grounded, stream_reply
 from llm.rerank import LABELS, LLMReranker
 from ranking.base import FeedContext, RankedItem
@@ -112,11 +113,21 @@ def filters_of(query: RetrievalQuery) -> Filters:
 
 
 @dataclass(frozen=True)
+class ChatVariant:
+    """A user's experiment variant as chat sees it: its LLM re-rank (None: the default)
+    and its prompt versions (None: the live ones)."""
+
+    name: str | None = None
+    reranker: LLMReranker | None = None
+    prompts: PromptSource | None = None
+
+
+@dataclass(frozen=True)
 class ChatLLM:
     """What chat takes from the LLM layer, and which of its steps are on."""
 
     client: LLMClient
-    prompts: PromptRegistry
+    prompts: PromptSource
     explain: bool = True
     budget_ms: float = 5000.0
 
@@ -143,11 +154,21 @@ class Chat:
         self.prefer_weight = PREFER_WEIGHT
         self._rules: dict[int, RulePipeline] = {}
 
-    def warm_up(self) -> None:
-        """Load the text encoder and the LLM's calibration before the first request."""
+    def warm_up(self, variants: Sequence[ChatVariant] = ()) -> None:
+        """Load the text encoder and the LLM's calibration before the first request, for
+        the live intent prompt and every variant's pinned one (a calibration computed
+        inside a request would eat that request's intent budget, every time)."""
         self.search.search("warm-up", 1)
-        if self.intent_model is not None:
-            self.intent_model.warm_up(self.genres)
+        if self.intent_model is None:
+            return
+        self.intent_model.warm_up(self.genres)
+        client = self.intent_model.client
+        if not (client.enabled and client.is_local):  # only the embedded models calibrate
+            return
+        for variant in variants:
+            if variant.prompts is not None:
+                prompt = variant.prompts.get("intent_local")
+                self.intent_model.propose("a movie", self.genres, None, None, prompt)
 
     def rules(self, funnel: Funnel) -> RulePipeline:
         key = id(funnel)
@@ -172,13 +193,22 @@ class Chat:
         previous: RetrievalQuery | None,
         budget: Budget | None = None,
         use_llm: bool = True,
+        prompts: PromptSource | None = None,
     ) -> tuple[RetrievalQuery, str | None]:
-        """The query for this turn and the prompt ref of an accepted LLM proposal (or None)."""
+        """The query for this turn and the prompt ref of an accepted LLM proposal (or None).
+        `prompts`: where the intent prompt comes from (a variant's pins; default live)."""
         base = parse_intent(message, self.genres, self.titles, previous)
         proposal = None
         if use_llm and self.intent_model is not None:
             step = budget.sub(INTENT_BUDGET_MS) if budget is not None else None
-            proposal = self.intent_model.propose(message, self.genres, previous, step)
+            prompt = None
+            if prompts is not None:
+                name = "intent_local" if self.intent_model.client.is_local else "intent"
+                try:
+                    prompt = prompts.get(name)
+                except PromptError as exc:
+                    log.warning("intent prompt unavailable: %s", exc)
+            proposal = self.intent_model.propose(message, self.genres, previous, step, prompt)
         return merge(base, proposal, message, previous), proposal.prompt if proposal else None
 
     # retrieval ----------------------------------------------------------------------------
@@ -257,11 +287,11 @@ class Chat:
         session_id: str | None,
         count: int | None = None,
         use_llm: bool = True,
-        reranker: LLMReranker | None = None,
+        variant: ChatVariant | None = None,
     ) -> dict:
         """The whole answer at once (the JSON endpoint): the stream, collected."""
         out: dict = {"reply": "", "explanations": {}}
-        for event in self.stream(funnel, user, message, session_id, count, use_llm, reranker):
+        for event in self.stream(funnel, user, message, session_id, count, use_llm, variant):
             kind, data = event["event"], event["data"]
             if kind == "token":
                 out["reply"] += data
@@ -283,7 +313,7 @@ class Chat:
         session_id: str | None,
         count: int | None = None,
         use_llm: bool = True,
-        reranker: LLMReranker | None = None,
+        variant: ChatVariant | None = None,
     ) -> Iterator[dict]:
         """The reply as events, in order: `query`, `items`, `token`*, `reply`?,
         `explanations`*, `done`.
@@ -294,12 +324,16 @@ class Chat:
         the final reply text when it differs from the tokens streamed (template reply,
         or a streamed reply that failed its check and is replaced); `explanations`
         {item_id: reason} replacing card reasons (several events, as they are ready);
-        `done` {session_id, model, prompts, reply_source, timings_ms}.
+        `done` {session_id, model, prompts, reply_source, timings_ms}. `variant` is the
+        user's experiment variant: its re-rank and its prompt versions for every LLM step.
         """
         start = time.perf_counter()
         message = " ".join(strip_control_tokens(message).split()) or "a movie"
         timings: dict[str, float] = {}
+        variant = variant or ChatVariant()
         llm = self.llm if use_llm and self.llm is not None and self.llm.client.enabled else None
+        if llm is not None and variant.prompts is not None:
+            llm = replace(llm, prompts=variant.prompts)
         budget = Budget.of(llm.budget_ms) if llm else None
         prompts: dict[str, str] = {}
 
@@ -311,7 +345,9 @@ class Chat:
         session_id = session_id or uuid.uuid4().hex
         session = self.sessions.load(session_id)
         previous = RetrievalQuery(**session["query"]) if session.get("query") else None
-        query, intent_ref = self.understand(message, previous, budget, llm is not None)
+        query, intent_ref = self.understand(
+            message, previous, budget, llm is not None, llm.prompts if llm else None
+        )
         if intent_ref:
             prompts["intent"] = intent_ref
         t = lap("understand", start)
@@ -319,7 +355,7 @@ class Chat:
         page = self.page(funnel, user, query, max(k, 20))
         t = lap("retrieval_rank_rules", t)
         page, rerank_ref = self._rerank(
-            funnel, user, message, page, budget if llm else None, reranker or self.reranker
+            funnel, user, message, page, budget if llm else None, variant.reranker or self.reranker
         )
         if rerank_ref:
             prompts["rerank"] = rerank_ref

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import redis
 
-from app.chat import Chat, ChatLLM, SessionStore
+from app.chat import Chat, ChatLLM, ChatVariant, SessionStore
 from app.experiments import VariantConfig
 from app.metrics import Metrics
 from app.settings import Settings
@@ -52,6 +52,7 @@ class LLMParts:
         if problems:
             raise PromptError("invalid prompts:\n" + "\n".join(problems))
         check_pins(self.prompts, {v.name: v.prompts for v in variants.values() if v.prompts})
+        self.variants = dict(variants)
         self.client = client_from_settings(settings, client, on_call=metrics.llm_call)
         self.item_ids = frozenset(catalog.items["item_id"].tolist())
         self.ready = False
@@ -85,6 +86,17 @@ class LLMParts:
                 )
             return self._rerankers[key]
 
+    def chat_variant(self, variant: VariantConfig | None) -> ChatVariant:
+        """A variant's re-rank (when it switches the re-rank on) and prompt versions."""
+        if variant is None:
+            return ChatVariant()
+        pins = variant.prompts or None
+        return ChatVariant(
+            variant.name,
+            self.reranker(True, pins) if variant.llm_rerank else None,
+            self.prompts_for(variant) if pins else None,
+        )
+
     def chat(self, titles: TitleIndex) -> Chat:
         with self._lock:
             chat = self._chat
@@ -114,7 +126,7 @@ class LLMParts:
             try:
                 if self.client.enabled:
                     self.client.warm_up()
-                self.chat(titles).warm_up()
+                self.chat(titles).warm_up([self.chat_variant(v) for v in self.variants.values()])
                 self.ready = True
             except LLMError as exc:
                 self.metrics.errors.labels(component="llm").inc()

@@ -73,6 +73,11 @@ class FeedResponse(BaseModel):
     user_id: int
     request_id: str
     variant: str = Field(description="Experiment variant; record it on events from this page.")
+    prompts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Prompt versions that shaped the page (the variant's LLM re-rank), "
+        "e.g. {'rerank': 'rerank_local@v2'}; empty when no LLM step ran.",
+    )
     bundle: str
     stage: str = Field(description="`personalized` or the cold-start stage that served the feed.")
     stale: bool = Field(description="True when served from the in-process snapshot.")

@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from app.background import Supervisor
-from app.chat import rerank_inputs
+from app.chat import ChatVariant, rerank_inputs
 from app.experiments import DEFAULT_EXPERIMENTS, Assigner, VariantConfig, load_experiments
 from app.funnel import HISTORY_SOURCES, FeedQuery, FeedResult, Funnel, UserState
 from app.llm_wiring import LLMParts
@@ -259,6 +259,10 @@ class Service:
 
     def reranker(self, variant_on: bool | None, pins=None):
         return self.llm_parts.reranker(variant_on, pins)
+
+    def chat_variant(self, user_id: int | None) -> ChatVariant:
+        """The user's variant as chat runs it (API and UI alike); anonymous: defaults."""
+        return self.llm_parts.chat_variant(self.variant(user_id) if user_id else None)
 
     @cached_property
     def titles(self) -> TitleIndex:

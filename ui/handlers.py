@@ -160,7 +160,11 @@ def chat_turn(
     yield ChatView(turns, cards, sid, note)
     count = int(count) if count is not None else None
     try:
-        for event in service.chat().stream(service.funnel, user, message, session_id, count):
+        variant = service.chat_variant(user_id or None)
+        events = service.chat().stream(
+            service.funnel, user, message, session_id, count, variant=variant
+        )
+        for event in events:
             name, data = event.get("event"), event.get("data")
             if name == "query":
                 query = dict(data or {})

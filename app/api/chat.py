@@ -36,9 +36,8 @@ def chat(body: ChatRequest, request: Request, service: Svc) -> Response:
     message supports it, searched within the constraints, personalised, ranked, and
     explained; with `stream` (or `Accept: text/event-stream`) as server-sent events."""
     user = service.user_state(body.user_id)[0] if body.user_id else UserState.anonymous()
-    config = service.variant(body.user_id) if body.user_id else None
-    variant = config.name if config else None
-    reranker = service.reranker(True) if config and config.llm_rerank else None
+    chat_variant = service.chat_variant(body.user_id)
+    variant = chat_variant.name
     chat = service.chat()
     streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
     request_id = uuid.uuid4().hex
@@ -50,7 +49,7 @@ def chat(body: ChatRequest, request: Request, service: Svc) -> Response:
             body.session_id,
             body.count,
             use_llm=body.llm,
-            reranker=reranker,
+            variant=chat_variant,
         )
         return StreamingResponse(
             _sse(events, {"request_id": request_id, "variant": variant}),
@@ -64,7 +63,7 @@ def chat(body: ChatRequest, request: Request, service: Svc) -> Response:
         body.session_id,
         body.count,
         use_llm=body.llm,
-        reranker=reranker,
+        variant=chat_variant,
     )
     done = out["done"]
     response = ChatResponse(

@@ -74,6 +74,7 @@ async def feed(
             "user_id": user_id,
             "request_id": uuid.uuid4().hex,
             "variant": out.variant,
+            "prompts": out.prompts,
             "bundle": out.bundle,
             "stage": out.result.stage,
             "stale": out.stale,
