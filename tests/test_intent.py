@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-import llm.intent as intent
+import llm.intent.titles as intent_titles
 from catalog.search import TitleIndex
 from llm.intent import FUNCTION_WORDS, GENERIC_WORDS, LEXICON, RetrievalQuery, parse_intent
 
@@ -529,7 +529,7 @@ def test_spelt_titles_read_as_without_the_fuzzy_step(
         title = re.sub(r"\s*\(\d{4}\)$", "", names[int(index.item_ids[row])])
         messages.append(rng.choice(shapes).format(title if rng.random() < 0.5 else title.lower()))
     with_fuzzy = [parse(m, index) for m in messages]
-    monkeypatch.setattr(intent, "_resolve_fuzzy", lambda *args, **kwargs: None)
+    monkeypatch.setattr(intent_titles, "_resolve_fuzzy", lambda *args, **kwargs: None)
     assert [parse(m, index) for m in messages] == with_fuzzy
 
 
