@@ -508,7 +508,11 @@ class LLMClient:
         if budget is not None:
             budget.check()
         start = time.perf_counter()
-        values = model.next_token_logprobs(prompt_text, list(options))
+        deadline = budget.deadline if budget is not None else None
+        try:
+            values = model.next_token_logprobs(prompt_text, list(options), deadline)
+        except TimeoutError as exc:  # waited for the model past the request's budget
+            raise BudgetSpent(str(exc)) from None
         n = model.count_tokens(prompt_text)
         self._done("score", prompt, start, (n, 0))
         return [float(v) for v in values]

@@ -254,12 +254,20 @@ class LocalModel:
         self.llama.eval(tokens)
         return len(tokens)
 
-    def next_token_logprobs(self, prompt: str, labels: Sequence[str]) -> np.ndarray:
+    def next_token_logprobs(
+        self, prompt: str, labels: Sequence[str], deadline: float | None = None
+    ) -> np.ndarray:
         """log P(first token of each label | prompt) in one forward pass: a verbalizer
-        over candidate letters, the LlamaRec way of ranking a list without generating."""
-        with self.lock:
+        over candidate letters, the LlamaRec way of ranking a list without generating.
+
+        Waits for the model at most until `deadline` (time.monotonic()), then TimeoutError:
+        a request queued behind another one's generation must not overrun its budget."""
+        self._acquire(deadline)
+        try:
             self._eval_prompt(prompt)
             logprobs = self._last_logprobs()
+        finally:
+            self.lock.release()
         ids = [
             self.llama.tokenize(label.encode(), add_bos=False, special=False)[0] for label in labels
         ]

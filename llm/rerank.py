@@ -352,8 +352,10 @@ class LLMReranker:
         request: str | None,
         candidates: Sequence[RerankCandidate],
         pass_name: str,
+        budget: Budget | None = None,
     ) -> tuple[np.ndarray, int]:
-        """(score per candidate in input order, prompt tokens) of one forward pass.
+        """(score per candidate in input order, prompt tokens) of one forward pass; waits
+        for the shared model no longer than `budget` allows (TimeoutError).
 
         Scores are log-probabilities renormalised over the labels shown, so passes with
         different label sets average on one scale.
@@ -363,7 +365,8 @@ class LLMReranker:
         labels = [f" {LABELS[j]}" for j in range(len(shown))]
         self.label_ids()
         start = time.perf_counter()
-        logprobs = np.asarray(model.next_token_logprobs(text, labels), dtype=np.float64)
+        deadline = budget.deadline if budget is not None else None
+        logprobs = np.asarray(model.next_token_logprobs(text, labels, deadline), dtype=np.float64)
         tokens = model.count_tokens(text)
         with self._lock:  # how fast this machine is, for the next request's budget check
             measured = (time.perf_counter() - start) * 1e3 / max(tokens, 1)
@@ -396,7 +399,7 @@ class LLMReranker:
         for name in names:
             if budget is not None:
                 budget.check()
-            scores, tokens = self.local_pass(history, request, head, name)
+            scores, tokens = self.local_pass(history, request, head, name, budget)
             if budget is not None:
                 budget.spend(tokens)
             if self.calibrate:

@@ -123,6 +123,23 @@ def test_a_tight_budget_cuts_generation_short(local) -> None:
     assert time.perf_counter() - start < 2.0  # 400 tokens would take several seconds
 
 
+def test_scoring_waits_for_a_busy_model_only_as_long_as_its_budget(local) -> None:
+    """Another request holds the embedded model (a long generation): scoring gives up at
+    its deadline instead of queueing behind it, and succeeds once the model is free."""
+    llm, _ = local
+    model = llm.local
+    assert model.lock.acquire(timeout=5)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(BudgetSpent, match="busy"):
+            llm.score("The best movie is", [" A", " B"], budget=Budget.of(300))
+        waited = time.perf_counter() - start
+    finally:
+        model.lock.release()
+    assert 0.25 <= waited < 1.0, waited
+    assert len(llm.score("The best movie is", [" A", " B"], budget=Budget.of(5000))) == 2
+
+
 def test_an_unreachable_provider_is_an_llm_error_not_a_hang() -> None:
     llm = LLMClient(
         "openai/gpt-4o-mini",
