@@ -22,13 +22,11 @@ down, timeout, budget spent, invalid output), the product answers without the LL
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,126 +36,15 @@ from typing import Any
 import jsonschema
 import redis
 
+from llm.client.budget import Budget, BudgetSpent, CallRecord, LLMError, LLMResult, StructuredResult
+from llm.client.cache import ResponseCache
+
 log = logging.getLogger("marquee.llm")
 
 LOCAL_PREFIX = "local/"
 OFF = {"", "off", "none", "disabled"}
 RETRY_BACKOFF_S = 0.25
 TRANSIENT = ("timeout", "rate", "overloaded", "unavailable", "connection", "503", "502", "429")
-
-
-class LLMError(RuntimeError):
-    """The LLM could not give a usable answer; the caller falls back to its rules."""
-
-
-class BudgetSpent(LLMError):
-    """Not started: the request's latency or token budget is used up."""
-
-
-@dataclass
-class Budget:
-    """What one request may still spend on LLM calls. Shared by all its calls."""
-
-    deadline: float  # time.monotonic() value
-    tokens: int = 100_000
-    parent: Budget | None = None
-
-    @classmethod
-    def of(cls, ms: float, tokens: int = 100_000) -> Budget:
-        return cls(time.monotonic() + ms / 1e3, tokens)
-
-    def sub(self, ms: float) -> Budget:
-        """At most `ms` of what is left, for one step; tokens spent count on both."""
-        return Budget(min(self.deadline, time.monotonic() + ms / 1e3), self.tokens, self)
-
-    def left_s(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def check(self, min_s: float = 0.05) -> None:
-        if self.left_s() < min_s:
-            raise BudgetSpent(f"latency budget spent ({self.left_s() * 1e3:.0f} ms left)")
-        if self.tokens <= 0:
-            raise BudgetSpent("token budget spent")
-
-    def spend(self, tokens: int) -> None:
-        self.tokens -= tokens
-        if self.parent is not None:
-            self.parent.spend(tokens)
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    model: str
-    prompt: str | None  # "name@vN"
-    kind: str  # complete | stream | structured | score
-    latency_ms: float
-    prompt_tokens: int
-    completion_tokens: int
-    cached: bool
-    ok: bool
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class LLMResult:
-    text: str
-    model: str
-    prompt: str | None
-    latency_ms: float
-    prompt_tokens: int
-    completion_tokens: int
-    cached: bool
-
-
-@dataclass(frozen=True)
-class StructuredResult:
-    value: dict
-    result: LLMResult
-    repaired: bool  # the first answer was invalid and the repair round-trip fixed it
-
-
-class ResponseCache:
-    """Answers by request hash: Redis (shared by replicas, expiring) or a bounded dict."""
-
-    def __init__(self, client: redis.Redis | None, prefix: str, ttl_s: int, size: int = 2048):
-        self.client = client
-        self.prefix = f"{prefix}:llm-cache"
-        self.ttl_s = ttl_s
-        self.size = size
-        self._local: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(payload: dict) -> str:
-        raw = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.blake2b(raw, digest_size=16).hexdigest()
-
-    def get(self, key: str) -> dict | None:
-        if self.client is not None:
-            try:
-                raw = self.client.get(f"{self.prefix}:{key}")
-            except redis.RedisError as exc:  # a cache must never fail a request
-                log.warning("llm cache read failed: %s", exc)
-                return None
-        else:
-            with self._lock:
-                raw = self._local.get(key)
-                if raw is not None:
-                    self._local.move_to_end(key)
-        return json.loads(raw) if raw else None
-
-    def put(self, key: str, value: dict) -> None:
-        raw = json.dumps(value)
-        if self.client is not None:
-            try:
-                self.client.set(f"{self.prefix}:{key}", raw, ex=self.ttl_s)
-            except redis.RedisError as exc:
-                log.warning("llm cache write failed: %s", exc)
-            return
-        with self._lock:
-            self._local[key] = raw
-            while len(self._local) > self.size:
-                self._local.popitem(last=False)
 
 
 @lru_cache(maxsize=1)
