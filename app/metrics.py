@@ -82,6 +82,10 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._llm_and_background(r)
+        self.registry.register(_Freshness(freshness))
+
+    def _llm_and_background(self, r: CollectorRegistry) -> None:
         self.llm_calls = Counter(
             "marquee_llm_calls",
             "LLM calls by kind, prompt and outcome (ok, cached, error).",
@@ -119,7 +123,6 @@ class Metrics:
             ["task"],
             registry=r,
         )
-        self.registry.register(_Freshness(freshness))
 
     def llm_call(self, record) -> None:
         """One `llm.client.CallRecord`: the client reports every call here."""
