@@ -1,6 +1,6 @@
 """The LLM half of intent parsing: a proposal, accepted only where the message agrees.
 
-The deterministic parser (llm/intent.py) gives the validated base. The LLM adds what
+The deterministic parser (llm/intent) gives the validated base. The LLM adds what
 rules cannot read, mostly the genres a mood implies ("a love story that makes me cry"
 is Romance/Drama without naming either). Two ways to ask, one per kind of model:
 

