@@ -14,23 +14,21 @@ result when the LLM is off, unreachable, slow or wrong, so chat always answers.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import redis
-from cachetools import TTLCache
 
+from app.chat_fusion import add_ranks, filters_of, page_cards, pooled_candidates, rerank_inputs
+from app.chat_sessions import SessionStore
 from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
 from app.grounding import item_facts
 from catalog.search import TitleIndex
 from llm.client import Budget, LLMClient, LLMError
-from llm.explain import TitleGuard, phrase, template
+from llm.explain import TitleGuard, phrase
 from llm.intent import RetrievalQuery, parse_intent
 from llm.intent_llm import IntentModel, merge
 from llm.local import strip_control_tokens
@@ -41,12 +39,9 @@ from llm.rerank import LABELS, LLMReranker
 from ranking.base import FeedContext, RankedItem
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
 from retrieval.base import RequestContext
-from retrieval.merge import PooledCandidate
-from retrieval.text_search import RRF_K, Filters, TextSearch
+from retrieval.text_search import RRF_K, TextSearch
 
 log = logging.getLogger("marquee.chat")
-SESSION_TTL_S = 24 * 3600
-MAX_LOCAL_SESSIONS = 10_000  # embedded mode: the least recently used session is dropped
 TEXT_DEPTH = 200  # text hits considered before personalisation and rules
 TASTE_WEIGHT = 0.5  # the user's two-tower rank counts half as much as the request's
 RANKER_WEIGHT = 0.5  # the multi-task ranker's order, for known users, likewise
@@ -55,61 +50,7 @@ RANKER_WEIGHT = 0.5  # the multi-task ranker's order, for known users, likewise
 # lifts trade theme matches for genre matches.
 PREFER_WEIGHT = 0.1
 EXPLAIN_RESERVE_S = 0.35  # do not start an explanation with less budget than this
-RERANK_HISTORY = 15  # watched titles the re-rank prompt sees
 INTENT_BUDGET_MS = 1200.0  # the proposal may not eat the reply's time
-
-
-class SessionStore:
-    """Chat sessions in Redis (expiring), or in a bounded TTL cache in the embedded mode.
-
-    A session holds only what the next turn reads: the last retrieval query, so "more like
-    that but older" refines it. Both stores forget a session after SESSION_TTL_S; the
-    embedded one also keeps at most `max_local` sessions, so a long-running process does
-    not grow with every visitor.
-    """
-
-    def __init__(
-        self, client: redis.Redis | None, prefix: str, max_local: int = MAX_LOCAL_SESSIONS
-    ) -> None:
-        self.client = client
-        self.prefix = f"{prefix}:chat"
-        self._local: TTLCache[str, str] = TTLCache(max_local, SESSION_TTL_S)
-        self._lock = threading.Lock()
-
-    def load(self, session_id: str) -> dict:
-        """The session, or a fresh one (also when Redis is unreachable: chat still answers)."""
-        if self.client is not None:
-            try:
-                raw = self.client.get(f"{self.prefix}:{session_id}")
-            except redis.RedisError as exc:
-                log.warning("chat session unavailable: %s", exc)
-                raw = None
-        else:
-            with self._lock:
-                raw = self._local.get(session_id)
-        return json.loads(raw) if raw else {}
-
-    def save(self, session_id: str, session: dict) -> None:
-        raw = json.dumps(session)
-        if self.client is not None:
-            try:
-                self.client.set(f"{self.prefix}:{session_id}", raw, ex=SESSION_TTL_S)
-            except redis.RedisError as exc:  # the answer still goes out; follow-ups lose context
-                log.warning("chat session not saved: %s", exc)
-        else:
-            with self._lock:
-                self._local[session_id] = raw
-
-
-def filters_of(query: RetrievalQuery) -> Filters:
-    return Filters(
-        frozenset(query.include_genres),
-        frozenset(query.exclude_genres),
-        query.year_min,
-        query.year_max,
-        query.max_runtime,
-        query.language,
-    )
 
 
 @dataclass(frozen=True)
@@ -130,6 +71,33 @@ class ChatLLM:
     prompts: PromptSource
     explain: bool = True
     budget_ms: float = 5000.0
+
+
+@dataclass
+class _Turn:
+    """One chat turn's shared state: the LLM (None when it is off), its budget, the refs of
+    the prompts used and the step timings, which the `done` event reports."""
+
+    llm: ChatLLM | None
+    budget: Budget | None
+    start: float
+    prompts: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, name: str, since: float) -> float:
+        """Record the milliseconds since `since` as step `name`; the time now, for the next."""
+        now = time.perf_counter()
+        self.timings[name] = round((now - since) * 1e3, 1)
+        return now
+
+    def done(self, session_id: str, reply_source: str) -> dict:
+        return {
+            "session_id": session_id,
+            "model": self.llm.client.model if self.llm else None,
+            "prompts": self.prompts,
+            "reply_source": reply_source,
+            "timings_ms": self.timings,
+        }
 
 
 class Chat:
@@ -225,12 +193,12 @@ class Chat:
         fused: dict[int, float] = {}
         sources: dict[int, set[str]] = {}
         hits = [i for i, _ in self.search.search(query.text, depth, filters, allowed=allowed)]
-        _add(fused, sources, hits, 1.0, "request")
+        add_ranks(fused, sources, hits, 1.0, "request")
         if funnel is not None and query.similar_to:
             scope = set(self.search.item_ids[self.search.mask(filters, allowed)].tolist())
             for item in query.similar_to:
                 near = [c.item_id for c in funnel.similar(item, 50) if c.item_id in scope]
-                _add(fused, sources, near, 1.0, "similar")
+                add_ranks(fused, sources, near, 1.0, "similar")
         if query.prefer_genres and self.prefer_weight > 0:
             prefer = set(query.prefer_genres)
             lift = self.prefer_weight / (RRF_K + 1)
@@ -254,10 +222,10 @@ class Chat:
         if lists:
             scope = set(self.search.item_ids[self.search.mask(filters_of(query))].tolist())
             taste = [c.item_id for c in lists.get("two_tower", []) if c.item_id in scope]
-            _add(fused, sources, taste[:TEXT_DEPTH], TASTE_WEIGHT, "taste")
+            add_ranks(fused, sources, taste[:TEXT_DEPTH], TASTE_WEIGHT, "taste")
         order = sorted(fused, key=lambda i: (-fused[i], i))
         if lists and funnel.ranker is not None:
-            pooled = _pooled(order, lists)
+            pooled = pooled_candidates(order, lists)
             ranked = funnel.ranker.rank(request, pooled)
             for rank, r in enumerate(ranked):
                 fused[r.item_id] += RANKER_WEIGHT / (RRF_K + 1 + rank)
@@ -329,74 +297,69 @@ class Chat:
         """
         start = time.perf_counter()
         message = " ".join(strip_control_tokens(message).split()) or "a movie"
-        timings: dict[str, float] = {}
         variant = variant or ChatVariant()
         llm = self.llm if use_llm and self.llm is not None and self.llm.client.enabled else None
         if llm is not None and variant.prompts is not None:
             llm = replace(llm, prompts=variant.prompts)
-        budget = Budget.of(llm.budget_ms) if llm else None
-        prompts: dict[str, str] = {}
-
-        def lap(name: str, since: float) -> float:
-            now = time.perf_counter()
-            timings[name] = round((now - since) * 1e3, 1)
-            return now
-
+        turn = _Turn(llm, Budget.of(llm.budget_ms) if llm else None, start)
         session_id = session_id or uuid.uuid4().hex
-        session = self.sessions.load(session_id)
-        previous = RetrievalQuery(**session["query"]) if session.get("query") else None
-        query, intent_ref = self.understand(
-            message, previous, budget, llm is not None, llm.prompts if llm else None
+        query, page = self._select(
+            turn, funnel, user, message, session_id, count, variant.reranker or self.reranker
         )
-        if intent_ref:
-            prompts["intent"] = intent_ref
-        t = lap("understand", start)
-        k = count or query.count
-        page = self.page(funnel, user, query, max(k, 20))
-        t = lap("retrieval_rank_rules", t)
-        page, rerank_ref = self._rerank(
-            funnel, user, message, page, budget if llm else None, variant.reranker or self.reranker
-        )
-        if rerank_ref:
-            prompts["rerank"] = rerank_ref
-        page = page[:k]
-        lap("llm_rerank", t)
-        self.sessions.save(session_id, {"query": query.model_dump()})
-
         facts = item_facts(funnel, self.search, user, query, page)
-        cards = [
-            {
-                **funnel.summaries[r.item_id],
-                "score": round(r.score, 5),
-                "sources": list(r.sources),
-                "reason": template(f),
-            }
-            for r, f in zip(page, facts, strict=True)
-        ]
+        cards = page_cards(funnel, page, facts)
         yield {"event": "query", "data": query.model_dump()}
         yield {"event": "items", "data": cards}
-        lap("first_items", start)
+        turn.lap("first_items", start)
 
         titles = [c["title"] for c in cards]
         summary = describe(query, funnel.title)
         reply_source = yield from self._reply(
-            llm, budget, message, summary, titles, prompts, timings, start
+            llm, turn.budget, message, summary, titles, turn.prompts, turn.timings, start
         )
         t = time.perf_counter()
         if llm is not None and llm.explain:
-            yield from self._explain(llm, budget, facts, user, funnel, page, prompts)
-        lap("explain", t)
-        lap("total", start)
-        yield {
-            "event": "done",
-            "data": {
-                "session_id": session_id,
-                "model": llm.client.model if llm else None,
-                "prompts": prompts,
-                "reply_source": reply_source,
-                "timings_ms": timings,
-            },
-        }
+            yield from self._explain(llm, turn.budget, facts, user, funnel, page, turn.prompts)
+        turn.lap("explain", t)
+        turn.lap("total", start)
+        yield {"event": "done", "data": turn.done(session_id, reply_source)}
+
+    def _select(
+        self,
+        turn: _Turn,
+        funnel: Funnel,
+        user: UserState,
+        message: str,
+        session_id: str,
+        count: int | None,
+        reranker: LLMReranker | None,
+    ) -> tuple[RetrievalQuery, list[RankedItem]]:
+        """This turn's query (refining the session's last one) and the page it shows; the
+        session keeps the new query for the next turn."""
+        session = self.sessions.load(session_id)
+        previous = RetrievalQuery(**session["query"]) if session.get("query") else None
+        query, intent_ref = self.understand(
+            message,
+            previous,
+            turn.budget,
+            turn.llm is not None,
+            turn.llm.prompts if turn.llm else None,
+        )
+        if intent_ref:
+            turn.prompts["intent"] = intent_ref
+        t = turn.lap("understand", turn.start)
+        k = count or query.count
+        page = self.page(funnel, user, query, max(k, 20))
+        t = turn.lap("retrieval_rank_rules", t)
+        page, rerank_ref = self._rerank(
+            funnel, user, message, page, turn.budget if turn.llm else None, reranker
+        )
+        if rerank_ref:
+            turn.prompts["rerank"] = rerank_ref
+        page = page[:k]
+        turn.lap("llm_rerank", t)
+        self.sessions.save(session_id, {"query": query.model_dump()})
+        return query, page
 
     def prompt_inputs(self, name: str, funnel: Funnel, user: UserState, message: str) -> dict:
         """A prompt's inputs as this chat would fill them for `message` and `user` (the
@@ -514,54 +477,3 @@ class Chat:
             return page, None
         by_id = {r.item_id: r for r in page}
         return [by_id[i] for i in result.order if i in by_id], result.prompt_ref
-
-
-def _card(funnel: Funnel, item_id: int) -> dict:
-    summary = funnel.summaries[item_id]
-    return {"title": summary["title"], "year": summary["year"], "genres": summary["genres"]}
-
-
-def rerank_inputs(
-    funnel: Funnel, history: np.ndarray, items: Sequence[tuple[int, float]]
-) -> tuple[list[dict], list[dict]]:
-    """What the re-rank prompts are shown: the user's last items and the candidates (id,
-    title, year, genres, score), for chat, the prompt lab and the feed alike."""
-    past = [
-        _card(funnel, i)
-        for i in np.asarray(history)[-RERANK_HISTORY:].tolist()
-        if i in funnel.summaries
-    ]
-    return past, [{"id": i, **_card(funnel, i), "score": score} for i, score in items]
-
-
-def _add(
-    fused: dict[int, float],
-    sources: dict[int, set[str]],
-    ids: Sequence[int],
-    weight: float,
-    source: str,
-) -> None:
-    for rank, item in enumerate(ids):
-        fused[item] = fused.get(item, 0.0) + weight / (RRF_K + 1 + rank)
-        sources.setdefault(item, set()).add(source)
-
-
-def _pooled(order: Sequence[int], lists: dict) -> list[PooledCandidate]:
-    """Chat candidates as the ranker sees feed candidates: membership and rank in the
-    history-dependent sources (two-tower, co-visitation, content) where they have them."""
-    ranks = {
-        name: {c.item_id: (r, c.score) for r, c in enumerate(cands)}
-        for name, cands in lists.items()
-    }
-    out = []
-    for item in order:
-        found = {name: hit for name, table in ranks.items() if (hit := table.get(item))}
-        out.append(
-            PooledCandidate(
-                item,
-                tuple(found),
-                {n: float(s) for n, (_, s) in found.items()},
-                {n: int(r) for n, (r, _) in found.items()},
-            )
-        )
-    return out

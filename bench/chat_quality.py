@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from rich.progress import track
@@ -45,6 +47,40 @@ def _p(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 1) if values else float("nan")
 
 
+@dataclass(frozen=True)
+class Methods:
+    """The compared retrieval methods, each over the labelled items only."""
+
+    search: TextSearch
+    allowed: set[int]
+
+    def baseline(self, message: str, k: int) -> list[int]:
+        return [i for i, _ in self.search.search(message, k, lexical=False, allowed=self.allowed)]
+
+    def hybrid(self, message: str, k: int) -> list[int]:
+        return [i for i, _ in self.search.search(message, k, allowed=self.allowed)]
+
+    def chat(
+        self, chat: Chat, use_llm: bool, timings: list[float], queries: dict | None = None
+    ) -> Callable[[str, int], list[int]]:
+        """Chat's request retrieval (understand + request ranking), timed per request."""
+
+        def retrieve(message: str, k: int) -> list[int]:
+            start = time.perf_counter()
+            if queries is not None and message in queries:  # the LLM's proposal, asked once
+                query = queries[message]
+            else:
+                query, _ = chat.understand(message, None, use_llm=use_llm)
+            fused, _ = chat.request_ranking(None, query, allowed=self.allowed)
+            hits = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+            if len(hits) < k:  # constraints too tight for the labelled set: relax, keep order
+                hits += [i for i in self.hybrid(query.text, k) if i not in hits][: k - len(hits)]
+            timings.append((time.perf_counter() - start) * 1e3)
+            return hits
+
+        return retrieve
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-latest-small")
@@ -54,32 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     catalog = load_catalog(args.dataset, settings)
     search = TextSearch(catalog.items, text_vectors(catalog, settings), encode)
     judged = labelled_items(catalog.items)
-    allowed = set(judged["item_id"].astype(int))
+    methods = Methods(search, set(judged["item_id"].astype(int)))
     titles = TitleIndex(catalog.items)
     prompts = PromptRegistry(settings.prompts_dir)
     search.search("warm-up", 1)
-
-    def baseline(message: str, k: int) -> list[int]:
-        return [i for i, _ in search.search(message, k, lexical=False, allowed=allowed)]
-
-    def hybrid(message: str, k: int) -> list[int]:
-        return [i for i, _ in search.search(message, k, allowed=allowed)]
-
-    def chat_method(chat: Chat, use_llm: bool, timings: list[float], queries: dict | None = None):
-        def retrieve(message: str, k: int) -> list[int]:
-            start = time.perf_counter()
-            if queries is not None and message in queries:  # the LLM's proposal, asked once
-                query = queries[message]
-            else:
-                query, _ = chat.understand(message, None, use_llm=use_llm)
-            fused, _ = chat.request_ranking(None, query, allowed=allowed)
-            hits = sorted(fused, key=lambda i: (-fused[i], i))[:k]
-            if len(hits) < k:  # constraints too tight for the labelled set: relax, keep order
-                hits += [i for i in hybrid(query.text, k) if i not in hits][: k - len(hits)]
-            timings.append((time.perf_counter() - start) * 1e3)
-            return hits
-
-        return retrieve
 
     sessions = SessionStore(None, "bench")
     rules_only = Chat(search, titles, sessions)
@@ -89,10 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         "valid_requests": len(VALIDATION_MOODS),
         "items": len(judged),
         "default_prefer_weight": PREFER_WEIGHT,
-        "baseline.precision@10": round(precision_at(baseline, judged)["precision@10"], 4),
-        "hybrid.precision@10": round(precision_at(hybrid, judged)["precision@10"], 4),
+        "baseline.precision@10": round(precision_at(methods.baseline, judged)["precision@10"], 4),
+        "hybrid.precision@10": round(precision_at(methods.hybrid, judged)["precision@10"], 4),
         "chat_llm_off.precision@10": round(
-            precision_at(chat_method(rules_only, False, off_ms), judged)["precision@10"], 4
+            precision_at(methods.chat(rules_only, False, off_ms), judged)["precision@10"], 4
         ),
         "chat_llm_off.understand_search_p50_ms": _p(off_ms, 50),
     }
@@ -102,35 +116,44 @@ def main(argv: list[str] | None = None) -> None:
         client.warm_up()
         chat = Chat(search, titles, sessions, ChatLLM(client, prompts))
         chat.warm_up()
-        on_ms: list[float] = []
-        queries = {}
-        for request in (*VALIDATION_MOODS, *MOODS):
-            start = time.perf_counter()
-            queries[request.message] = chat.understand(request.message, None)[0]
-            on_ms.append((time.perf_counter() - start) * 1e3)
-        valid = {}
-        for weight in PREFER_GRID:  # the implied-genre lift, chosen on validation requests
-            chat.prefer_weight = weight
-            valid[weight] = precision_at(
-                chat_method(chat, True, [], queries), judged, requests=VALIDATION_MOODS
-            )["precision@10"]
-        best = max(PREFER_GRID, key=lambda w: (round(valid[w], 6), -w))
-        chat.prefer_weight = best
-        score = precision_at(chat_method(chat, True, [], queries), judged)["precision@10"]
-        metrics[f"chat_llm_{model}.precision@10"] = round(score, 4)
-        metrics[f"chat_llm_{model}.prefer_weight"] = best
-        metrics[f"chat_llm_{model}.valid_precision@10"] = round(valid[best], 4)
-        metrics[f"chat_llm_{model}.valid_precision@10_no_lift"] = round(valid[0.0], 4)
-        chat.prefer_weight = PREFER_WEIGHT
-        metrics[f"chat_llm_{model}.precision@10_default_lift"] = round(
-            precision_at(chat_method(chat, True, [], queries), judged)["precision@10"], 4
-        )
-        metrics[f"chat_llm_{model}.understand_p50_ms"] = _p(on_ms, 50)
+        metrics.update(_model_metrics(model, chat, methods, judged))
     metrics.update(endpoint_latency(settings))
     write_result("chat_quality", metrics, COMMAND, args.dataset)
     section = _section(metrics, models)
     update_results_md("chat_quality", section)
     print(section)
+
+
+def _model_metrics(model: str, chat: Chat, methods: Methods, judged) -> dict[str, float]:
+    """Chat with one model's intent proposals: the implied-genre lift chosen on the
+    validation requests, then precision on the test requests at that lift and the default."""
+    on_ms: list[float] = []
+    queries = {}
+    for request in (*VALIDATION_MOODS, *MOODS):
+        start = time.perf_counter()
+        queries[request.message] = chat.understand(request.message, None)[0]
+        on_ms.append((time.perf_counter() - start) * 1e3)
+    valid = {}
+    for weight in PREFER_GRID:  # the implied-genre lift, chosen on validation requests
+        chat.prefer_weight = weight
+        valid[weight] = precision_at(
+            methods.chat(chat, True, [], queries), judged, requests=VALIDATION_MOODS
+        )["precision@10"]
+    best = max(PREFER_GRID, key=lambda w: (round(valid[w], 6), -w))
+    chat.prefer_weight = best
+    score = precision_at(methods.chat(chat, True, [], queries), judged)["precision@10"]
+    out: dict[str, float] = {
+        f"chat_llm_{model}.precision@10": round(score, 4),
+        f"chat_llm_{model}.prefer_weight": best,
+        f"chat_llm_{model}.valid_precision@10": round(valid[best], 4),
+        f"chat_llm_{model}.valid_precision@10_no_lift": round(valid[0.0], 4),
+    }
+    chat.prefer_weight = PREFER_WEIGHT
+    out[f"chat_llm_{model}.precision@10_default_lift"] = round(
+        precision_at(methods.chat(chat, True, [], queries), judged)["precision@10"], 4
+    )
+    out[f"chat_llm_{model}.understand_p50_ms"] = _p(on_ms, 50)
+    return out
 
 
 def endpoint_latency(settings) -> dict[str, float]:

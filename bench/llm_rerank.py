@@ -46,6 +46,7 @@ COMMAND = "marquee bench llm_rerank"
 MODELS = ("local/smollm2", "local/gemma3")
 PLOT = BENCH_DIR / "results" / "llm_rerank.png"
 METHOD_NAMES = {"ranker": "ranker alone", "llm": "LLM order alone (w = 1)", "blend": "blend"}
+Outcomes = list[tuple[ModelOutcome, list[float]]]  # per model: the outcome, timed rerank() calls
 
 
 def _r(x: float) -> float:
@@ -108,7 +109,7 @@ def run_model(
     return outcome, end_to_end_ms(timed, cases, text, args.e2e)
 
 
-def metrics_of(outcomes: list[tuple[ModelOutcome, list[float]]], cases: CaseSet) -> dict:
+def metrics_of(outcomes: Outcomes, cases: CaseSet) -> dict:
     m: dict[str, float | int] = {
         "valid.users": len(cases.valid),
         "k": K,
@@ -142,9 +143,50 @@ def metrics_of(outcomes: list[tuple[ModelOutcome, list[float]]], cases: CaseSet)
     return m
 
 
-def section_of(
-    outcomes: list[tuple[ModelOutcome, list[float]]], cases: CaseSet, m: dict, args, minutes
-) -> str:
+def section_of(outcomes: Outcomes, cases: CaseSet, m: dict, args, minutes) -> str:
+    """The llm_rerank section of RESULTS.md: setup, results per method, the variants,
+    latency, and the default each model gets from them."""
+    return "\n\n".join(
+        [
+            f"## LLM re-rank of the ranker's top {K} (LOO-full, {cases.dataset})",
+            _command_line(outcomes, m, args, minutes),
+            _setup(outcomes, cases, m),
+            _method_table(outcomes, m),
+            f"Reference: the top {K} shuffled at random scores NDCG@10 "
+            + ", ".join(
+                f"{m[o.model.removeprefix('local/') + '.random_top20.ndcg@10']} "
+                f"({o.model}'s test users)"
+                for o, _ in outcomes
+            )
+            + " (expected). 95% CI: paired bootstrap over test users, 2000 draws.",
+            "### Variants (position-bias mitigation)",
+            _variant_table(outcomes),
+            _latency(outcomes, m, args),
+            "Default that follows: "
+            + "; ".join(_defaults(outcomes, m))
+            + ". `llm.rerank.MEASURED` "
+            "holds these; the LLM re-rank stays off for the embedded models unless switched on.",
+        ]
+    )
+
+
+def _command_line(outcomes: Outcomes, m: dict, args, minutes: float) -> str:
+    return (
+        f"Command: `{COMMAND}`{' ' + ' '.join(args.extra) if args.extra else ''} "
+        f"(date {time.strftime('%Y-%m-%d')}; this run took {minutes:.0f} min, reading LLM "
+        "passes already in the pass cache; the passes themselves took "
+        + ", ".join(
+            f"{m[o.model.removeprefix('local/') + '.pass_minutes']} min ({o.model})"
+            for o, _ in outcomes
+        )
+        + "). Machine: 2 CPU cores shared with other jobs' test runs (load average 5-10 "
+        "during the passes), so latencies are noisy and pessimistic."
+    )
+
+
+def _setup(outcomes: Outcomes, cases: CaseSet, m: dict) -> str:
+    """How the ranking stage, the users, the prompt, the variants and the blend were set up."""
+
     def who(o: ModelOutcome) -> str:
         n = o.users["test"]
         label = f"all {n}" if n == len(cases.test) else f"{n} (a fixed seeded sample, seed 0)"
@@ -157,6 +199,27 @@ def section_of(
     unmeasured = (
         f"; {', '.join(skipped)} not measured in this run (see `--passes`)" if skipped else ""
     )
+    return (
+        "Ranking stage computed as `marquee bench ranking_quality` does (`prepare_stages` + "
+        f"`run_ranker`); this run's ranker: test NDCG@10 {m['ranking_stage.ndcg@10']} (the "
+        "ranker is retrained per run, so it differs slightly from that section). "
+        f"Validation = the ranker's {len(cases.valid)} "
+        f"held-out users (validation items; {outcomes[0][0].n_llm_requests['valid']} with the "
+        f"target in the top {K}); test: {users}. Only those requests go to the LLM: a target "
+        f"outside the top {K} scores 0 @10 under any re-order, "
+        "so metrics are exact and averaged over all users. Verbalizer prompt "
+        f"`{outcomes[0][0].prompt_ref}`: last 10 films (title, year, genres) and the 20 "
+        "candidates labelled A-T, one forward pass per order, the letters' next-token "
+        "log-probabilities renormalised over the labels. Variants: orders averaged "
+        f"({'; '.join(measured)}), optionally minus each label's prior (content-free "
+        f"prompt, titles 'N/A'){unmeasured}. Blend: `(1-w)` ranker rank + `w` LLM "
+        "rank, both normalised to [0, 1]; variant and w (0, 0.1, .., 1) chosen on "
+        "validation NDCG@10 (ties: smaller w)."
+    )
+
+
+def _method_table(outcomes: Outcomes, m: dict) -> str:
+    """Ranker alone, LLM order alone and the blend, per model, with the test CI."""
     rows = [
         "| model | method | variant, w (chosen on validation) | valid NDCG@10 | test NDCG@10 "
         "| test Recall@10 | test MRR@10 | test NDCG@10 vs ranker (95% CI) |",
@@ -176,7 +239,12 @@ def section_of(
                 f"{m[f'{s}.valid.{method}.ndcg@10']} | {m[f'{s}.{method}.ndcg@10']} | "
                 f"{m[f'{s}.{method}.recall@10']} | {m[f'{s}.{method}.mrr@10']} | {diff} |"
             )
-    variant_rows = [
+    return "\n".join(rows)
+
+
+def _variant_table(outcomes: Outcomes) -> str:
+    """Every measured position-bias variant: its passes, validation curve and latency."""
+    rows = [
         "| model | variant | passes | valid NDCG@10, w = 1 | best valid NDCG@10 (w) "
         "| test NDCG@10, w = 1 | p50 ms while scored | p95 ms while scored |",
         "|---|---|---|---|---|---|---|---|",
@@ -187,11 +255,16 @@ def section_of(
             best_w = max(o.valid_curve[v], key=lambda w, v=v: (o.valid_curve[v][w], -w))
             p50, p95 = o.latency_ms[v]
             passes = " + ".join(SCHEMES[scheme]) + (" (+ prior, once)" if calibrate else "")
-            variant_rows.append(
+            rows.append(
                 f"| {o.model} | {v} | {passes} | {_r(o.valid_curve[v][1.0])} | "
                 f"{_r(o.valid_curve[v][best_w])} ({best_w}) | {_r(o.test_curve[v][1.0])} | "
                 f"{p50:.0f} | {p95:.0f} |"
             )
+    return "\n".join(rows)
+
+
+def _latency(outcomes: Outcomes, m: dict, args) -> str:
+    """One re-rank call end to end, and the same passes timed while they were scored."""
     calls, during = [], []
     for o, e2e in outcomes:
         s = o.model.removeprefix("local/")
@@ -205,6 +278,20 @@ def section_of(
             f"{o.model}: p50 {m[f'{s}.latency_p50_ms']} ms, p95 {m[f'{s}.latency_p95_ms']} ms "
             f"(threads {'/'.join(map(str, o.threads))})"
         )
+    return (
+        f"Latency of one re-rank call (`LLMReranker.rerank` end to end, llama-cpp threads "
+        f"{args.e2e_threads}, label prior already computed, measured after the passes): "
+        + ("; ".join(calls) or "not timed (--e2e 0)")
+        + ". The same passes timed while they were scored, under the load above (the "
+        "chosen variant's passes summed over all test requests sent to the LLM): "
+        + "; ".join(during)
+        + ". Either way this is seconds per request, against a 5 s chat "
+        "budget."
+    )
+
+
+def _defaults(outcomes: Outcomes, m: dict) -> list[str]:
+    """On only where validation chose a weight and the test CI shows the blend helps."""
     defaults = []
     for o, _ in outcomes:
         s = o.model.removeprefix("local/")
@@ -219,55 +306,7 @@ def section_of(
                 f"{m[f'{s}.blend.ndcg@10_diff_lo']:+} .. {m[f'{s}.blend.ndcg@10_diff_hi']:+}: "
                 "not shown to help)"
             )
-    return "\n\n".join(
-        [
-            f"## LLM re-rank of the ranker's top {K} (LOO-full, {cases.dataset})",
-            f"Command: `{COMMAND}`{' ' + ' '.join(args.extra) if args.extra else ''} "
-            f"(date {time.strftime('%Y-%m-%d')}; this run took {minutes:.0f} min, reading LLM "
-            "passes already in the pass cache; the passes themselves took "
-            + ", ".join(
-                f"{m[o.model.removeprefix('local/') + '.pass_minutes']} min ({o.model})"
-                for o, _ in outcomes
-            )
-            + "). Machine: 2 CPU cores shared with other jobs' test runs (load average 5-10 "
-            "during the passes), so latencies are noisy and pessimistic.",
-            "Ranking stage computed as `marquee bench ranking_quality` does (`prepare_stages` + "
-            f"`run_ranker`); this run's ranker: test NDCG@10 {m['ranking_stage.ndcg@10']} (the "
-            "ranker is retrained per run, so it differs slightly from that section). "
-            f"Validation = the ranker's {len(cases.valid)} "
-            f"held-out users (validation items; {outcomes[0][0].n_llm_requests['valid']} with the "
-            f"target in the top {K}); test: {users}. Only those requests go to the LLM: a target "
-            f"outside the top {K} scores 0 @10 under any re-order, "
-            "so metrics are exact and averaged over all users. Verbalizer prompt "
-            f"`{outcomes[0][0].prompt_ref}`: last 10 films (title, year, genres) and the 20 "
-            "candidates labelled A-T, one forward pass per order, the letters' next-token "
-            "log-probabilities renormalised over the labels. Variants: orders averaged "
-            f"({'; '.join(measured)}), optionally minus each label's prior (content-free "
-            f"prompt, titles 'N/A'){unmeasured}. Blend: `(1-w)` ranker rank + `w` LLM "
-            "rank, both normalised to [0, 1]; variant and w (0, 0.1, .., 1) chosen on "
-            "validation NDCG@10 (ties: smaller w).",
-            "\n".join(rows),
-            f"Reference: the top {K} shuffled at random scores NDCG@10 "
-            + ", ".join(
-                f"{m[o.model.removeprefix('local/') + '.random_top20.ndcg@10']} "
-                f"({o.model}'s test users)"
-                for o, _ in outcomes
-            )
-            + " (expected). 95% CI: paired bootstrap over test users, 2000 draws.",
-            "### Variants (position-bias mitigation)",
-            "\n".join(variant_rows),
-            f"Latency of one re-rank call (`LLMReranker.rerank` end to end, llama-cpp threads "
-            f"{args.e2e_threads}, label prior already computed, measured after the passes): "
-            + ("; ".join(calls) or "not timed (--e2e 0)")
-            + ". The same passes timed while they were scored, under the load above (the "
-            "chosen variant's passes summed over all test requests sent to the LLM): "
-            + "; ".join(during)
-            + ". Either way this is seconds per request, against a 5 s chat "
-            "budget.",
-            "Default that follows: " + "; ".join(defaults) + ". `llm.rerank.MEASURED` holds "
-            "these; the LLM re-rank stays off for the embedded models unless switched on.",
-        ]
-    )
+    return defaults
 
 
 def main(argv: list[str] | None = None) -> None:

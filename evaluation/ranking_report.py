@@ -80,6 +80,7 @@ def _plot_sweep(points: list[DiversityPoint], base: DiversityPoint, path: Path) 
 
 
 def run_ranking_report(dataset: str, settings: HasDataSources, command: str = "") -> Report:
+    """Every stage measured in one run, so the rows share one split, pool and ranker."""
     with Progress(transient=True) as progress:
         data = prepare_stages(dataset, settings, progress=progress)
         ease = tune_baselines(data.split, data.genres, ["EASE"], progress)[0]
@@ -93,60 +94,13 @@ def run_ranking_report(dataset: str, settings: HasDataSources, command: str = ""
         data.genres,
         len(data.split.user_ids),
     )
-    meta = ItemMeta.from_frame(data.catalog.items)
-    test_users = list(range(len(data.pools["test"].ctxs)))
-    valid_sweep = diversity_sweep(
-        outcome.hold_scores, data.pools["valid"], outcome.hold_users, meta, data.split, data.genres
-    )
-    test_sweep = diversity_sweep(
-        outcome.test_scores, data.pools["test"], test_users, meta, data.split, data.genres
-    )
+    valid_sweep, test_sweep = _sweeps(data, outcome)
     feed = next(p for p in test_sweep if math.isclose(p.lambda_, DEFAULT_LAMBDA))
-    ranker_row = ModelResult(
-        "Ranker",
-        {
-            "blend": "click" if outcome.blend.like == 0 else str(asdict(outcome.blend)),
-            "epochs": outcome.best_epoch,
-        },
-        {"ndcg@10": float("nan")},
-        outcome.metrics,
-        [],
-        outcome.train_seconds,
-    )
-    feed_row = ModelResult(
-        "Feed (ranker + rules)",
-        {"lambda": DEFAULT_LAMBDA},
-        {"ndcg@10": next(p.ndcg10 for p in valid_sweep if p.lambda_ == DEFAULT_LAMBDA)},
-        {
-            "recall@10": feed.recall10,
-            "ndcg@10": feed.ndcg10,
-            "ild@10": feed.ild10,
-            "coverage@10": feed.coverage10,
-        },
-    )
+    rows = [ease, two_tower, _ranker_row(outcome), _feed_row(feed, valid_sweep)]
     cold = evaluate_new_users(load_catalog("ml-100k", settings))
-    stage_rows = "\n".join(
-        [
-            "| stage | figure | value |",
-            "|---|---|---|",
-            f"| retrieval | merged pool Recall@500 (valid / test) | "
-            f"{_pool_recall(data, 'valid'):.4f} / {_pool_recall(data, 'test'):.4f} |",
-            *(
-                f"| ranker | AUC {name} (test pools) | {outcome.metrics[f'auc_{name}']:.4f} |"
-                for name in ("click", "complete", "like", "regret")
-            ),
-            f"| ranker | NDCG@10 / Recall@10 / MRR@10 | {outcome.metrics['ndcg@10']:.4f} / "
-            f"{outcome.metrics['recall@10']:.4f} / {outcome.metrics['mrr@10']:.4f} |",
-            f"| feed | NDCG@10 / Recall@10 with rules (lambda {DEFAULT_LAMBDA}) | "
-            f"{feed.ndcg10:.4f} / {feed.recall10:.4f} |",
-            f"| feed | coverage@10 / ILD@10 without -> with rules | "
-            f"{outcome.metrics['coverage@10']:.4f} -> {feed.coverage10:.4f} / "
-            f"{outcome.metrics['ild@10']:.4f} -> {feed.ild10:.4f} |",
-        ]
-    )
     sections = [
         "## Stages (LOO-full test unless noted)",
-        stage_rows,
+        _stage_table(data, outcome, feed),
         "The ranker is trained on validation-stage pools (sources fitted on train events; "
         "the validation item is the positive, other retrieved items are negatives) of 80% "
         "of users; the other 20% early-stop it and choose the blend weights.",
@@ -165,7 +119,7 @@ def run_ranking_report(dataset: str, settings: HasDataSources, command: str = ""
         "Stage-by-stage evaluation",
         dataset,
         data.split.stats,
-        [ease, two_tower, ranker_row, feed_row],
+        rows,
         command,
         sections=sections,
         extra_metrics=extra,
@@ -179,3 +133,70 @@ def run_ranking_report(dataset: str, settings: HasDataSources, command: str = ""
     )
     report.extra_plots["diversity"] = lambda path: _plot_sweep(test_sweep, base, path)
     return report
+
+
+def _sweeps(
+    data: StageData, outcome: RankingOutcome
+) -> tuple[list[DiversityPoint], list[DiversityPoint]]:
+    """The MMR lambda sweep on the held-out validation users and on every test user."""
+    meta = ItemMeta.from_frame(data.catalog.items)
+    test_users = list(range(len(data.pools["test"].ctxs)))
+    valid_sweep = diversity_sweep(
+        outcome.hold_scores, data.pools["valid"], outcome.hold_users, meta, data.split, data.genres
+    )
+    test_sweep = diversity_sweep(
+        outcome.test_scores, data.pools["test"], test_users, meta, data.split, data.genres
+    )
+    return valid_sweep, test_sweep
+
+
+def _ranker_row(outcome: RankingOutcome) -> ModelResult:
+    return ModelResult(
+        "Ranker",
+        {
+            "blend": "click" if outcome.blend.like == 0 else str(asdict(outcome.blend)),
+            "epochs": outcome.best_epoch,
+        },
+        {"ndcg@10": float("nan")},
+        outcome.metrics,
+        [],
+        outcome.train_seconds,
+    )
+
+
+def _feed_row(feed: DiversityPoint, valid_sweep: list[DiversityPoint]) -> ModelResult:
+    """The served feed: the ranker with the default rules (lambda DEFAULT_LAMBDA)."""
+    return ModelResult(
+        "Feed (ranker + rules)",
+        {"lambda": DEFAULT_LAMBDA},
+        {"ndcg@10": next(p.ndcg10 for p in valid_sweep if p.lambda_ == DEFAULT_LAMBDA)},
+        {
+            "recall@10": feed.recall10,
+            "ndcg@10": feed.ndcg10,
+            "ild@10": feed.ild10,
+            "coverage@10": feed.coverage10,
+        },
+    )
+
+
+def _stage_table(data: StageData, outcome: RankingOutcome, feed: DiversityPoint) -> str:
+    """One figure per funnel stage: pool recall, ranker AUCs and accuracy, the feed's."""
+    return "\n".join(
+        [
+            "| stage | figure | value |",
+            "|---|---|---|",
+            f"| retrieval | merged pool Recall@500 (valid / test) | "
+            f"{_pool_recall(data, 'valid'):.4f} / {_pool_recall(data, 'test'):.4f} |",
+            *(
+                f"| ranker | AUC {name} (test pools) | {outcome.metrics[f'auc_{name}']:.4f} |"
+                for name in ("click", "complete", "like", "regret")
+            ),
+            f"| ranker | NDCG@10 / Recall@10 / MRR@10 | {outcome.metrics['ndcg@10']:.4f} / "
+            f"{outcome.metrics['recall@10']:.4f} / {outcome.metrics['mrr@10']:.4f} |",
+            f"| feed | NDCG@10 / Recall@10 with rules (lambda {DEFAULT_LAMBDA}) | "
+            f"{feed.ndcg10:.4f} / {feed.recall10:.4f} |",
+            f"| feed | coverage@10 / ILD@10 without -> with rules | "
+            f"{outcome.metrics['coverage@10']:.4f} -> {feed.coverage10:.4f} / "
+            f"{outcome.metrics['ild@10']:.4f} -> {feed.ild10:.4f} |",
+        ]
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -146,6 +147,21 @@ def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
     down.click(thumb("dislike"), [user_box, pick], thumbs_note, **PRIVATE)
 
 
+@dataclass(frozen=True)
+class _FeedControls:
+    """The feed's settings and what every feed-changing event writes (cards, pick, note)."""
+
+    k: gr.Slider
+    kids: gr.Checkbox
+    cards: gr.HTML
+    pick: gr.Dropdown
+    note: gr.Markdown
+
+    @property
+    def outputs(self) -> list:
+        return [self.cards, self.pick, self.note]
+
+
 def _feed_tab(
     get_service: GetService, user_box: gr.Textbox, who: gr.Markdown
 ) -> tuple[gr.CheckboxGroup, Callable[[], gr.CheckboxGroup]]:
@@ -163,6 +179,55 @@ def _feed_tab(
         )
         like = gr.Button("Like", scale=1, min_width=90, elem_id="feed-like")
         dislike = gr.Button("Dislike", scale=1, min_width=90, elem_id="feed-dislike")
+    feed = _FeedControls(k, kids, cards, pick, note)
+    _wire_feed(get_service, user_box, feed, show, like, dislike)
+    return _onboarding(get_service, user_box, who, feed)
+
+
+def _wire_feed(
+    get_service: GetService,
+    user_box: gr.Textbox,
+    feed: _FeedControls,
+    show: gr.Button,
+    like: gr.Button,
+    dislike: gr.Button,
+) -> None:
+    """Show feed (or Enter in the user box), and Like / Dislike, which refresh the feed."""
+    settings = [user_box, feed.k, feed.kids]
+
+    def show_feed(user_text: str, n: float, for_kids: bool) -> tuple:
+        try:
+            service = get_service()
+            user_id = h.parse_user_id(user_text, required=True)
+            assert user_id is not None
+            return _feed_outputs(h.feed_view(service, user_id, int(n), bool(for_kids)))
+        except Exception as exc:
+            return gr.skip(), gr.skip(), _error(exc)
+
+    show.click(show_feed, settings, feed.outputs, **PRIVATE)
+    user_box.submit(show_feed, settings, feed.outputs, **PRIVATE)
+
+    def thumb(kind: h.Thumb) -> Callable[..., tuple]:
+        def rate(user_text: str, item: Any, n: float, for_kids: bool) -> tuple:
+            try:
+                service = get_service()
+                user_id = h.parse_user_id(user_text, required=True)
+                view = h.thumb_and_refresh(service, user_id, item, kind, int(n), bool(for_kids))
+                return _feed_outputs(view)
+            except Exception as exc:
+                return gr.skip(), gr.skip(), _error(exc)
+
+        return rate
+
+    rated = [user_box, feed.pick, feed.k, feed.kids]
+    like.click(thumb("like"), rated, feed.outputs, **PRIVATE)
+    dislike.click(thumb("dislike"), rated, feed.outputs, **PRIVATE)
+
+
+def _onboarding(
+    get_service: GetService, user_box: gr.Textbox, who: gr.Markdown, feed: _FeedControls
+) -> tuple[gr.CheckboxGroup, Callable[[], gr.CheckboxGroup]]:
+    """The sign-up accordion: a new user from genres and titles, shown their first feed."""
     with gr.Accordion("New here? Tell us what you like", open=False, elem_id="onboarding"):
         genres = gr.CheckboxGroup(label="Genres you enjoy", choices=[], elem_id="onboard-genres")
         titles = gr.Textbox(
@@ -181,35 +246,6 @@ def _feed_tab(
         create = gr.Button("Create my profile", variant="primary", elem_id="onboard-create")
         onboard_note = gr.Markdown(elem_id="onboard-note")
 
-    feed_out = [cards, pick, note]
-
-    def show_feed(user_text: str, n: float, for_kids: bool) -> tuple:
-        try:
-            service = get_service()
-            user_id = h.parse_user_id(user_text, required=True)
-            assert user_id is not None
-            return _feed_outputs(h.feed_view(service, user_id, int(n), bool(for_kids)))
-        except Exception as exc:
-            return gr.skip(), gr.skip(), _error(exc)
-
-    show.click(show_feed, [user_box, k, kids], feed_out, **PRIVATE)
-    user_box.submit(show_feed, [user_box, k, kids], feed_out, **PRIVATE)
-
-    def thumb(kind: h.Thumb) -> Callable[..., tuple]:
-        def rate(user_text: str, item: Any, n: float, for_kids: bool) -> tuple:
-            try:
-                service = get_service()
-                user_id = h.parse_user_id(user_text, required=True)
-                view = h.thumb_and_refresh(service, user_id, item, kind, int(n), bool(for_kids))
-                return _feed_outputs(view)
-            except Exception as exc:
-                return gr.skip(), gr.skip(), _error(exc)
-
-        return rate
-
-    like.click(thumb("like"), [user_box, pick, k, kids], feed_out, **PRIVATE)
-    dislike.click(thumb("dislike"), [user_box, pick, k, kids], feed_out, **PRIVATE)
-
     def sign_up(
         picked: list[str], text: str, years: str, sex: str, n: float, for_kids: bool
     ) -> tuple:
@@ -226,8 +262,8 @@ def _feed_tab(
 
     create.click(
         sign_up,
-        [genres, titles, age, gender, k, kids],
-        [user_box, who, cards, pick, note, onboard_note],
+        [genres, titles, age, gender, feed.k, feed.kids],
+        [user_box, who, *feed.outputs, onboard_note],
         **PRIVATE,
     )
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm.prompt_eval import EvalReport, call_prompt, run_cases
 from llm.prompts import Prompt, PromptError, PromptRegistry
+from ui.prompt_lab_layout import LabComponents, lay_out_lab
 
 if TYPE_CHECKING:
     from app.service import Service
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("marquee.ui")
 
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}  # the UI is not a second API
-EVAL_HEADERS = ["case", "result", "ms", "output", "failed checks"]
 _lock = threading.Lock()
 _registries: dict[Path, PromptRegistry] = {}
 _clients: dict[str, Any] = {}
@@ -285,76 +285,20 @@ def _message(exc: BaseException) -> str:
     return f"⚠️ Something went wrong ({type(exc).__name__}); it was logged."
 
 
-# -- layout -----------------------------------------------------------------------------------
+# -- wiring (the layout is in prompt_lab_layout.py) ------------------------------------------------
 
 
 def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
     """Lay out the lab inside the caller's `gr.Tab`; the service is asked for per action."""
-    import gradio as gr
+    lab = lay_out_lab()
+    _wire_loading(lab, get_service)
+    _wire_trials(lab, get_service)
+    _wire_publishing(lab, get_service)
 
-    gr.Markdown(
-        "Edit a prompt file, **Preview** it on inputs (or fill them from a real request), "
-        "**Run eval cases**, then **Save as new version** (not live yet) and **Roll out** "
-        "the version you want served. Saving and rolling out need an API key."
-    )
-    with gr.Row(equal_height=True):
-        prompt_dd = gr.Dropdown(label="Prompt", choices=[], scale=2, elem_id="lab-prompt")
-        version_dd = gr.Dropdown(label="Version", choices=[], scale=1, elem_id="lab-version")
-        reload_btn = gr.Button("Reload", scale=0, min_width=90, elem_id="lab-reload")
-    info = gr.Markdown(elem_id="lab-info")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            editor = gr.Code(
-                label="Prompt file (YAML front matter + Jinja body)",
-                language="markdown",
-                lines=26,
-                max_lines=60,
-                interactive=True,
-                elem_id="lab-editor",
-            )
-        with gr.Column(scale=2):
-            inputs_box = gr.Code(
-                label="Inputs (JSON)",
-                language="json",
-                lines=10,
-                max_lines=30,
-                interactive=True,
-                elem_id="lab-inputs",
-            )
-            with gr.Row(equal_height=True):
-                real_user = gr.Textbox(
-                    label="User id", placeholder="empty: anonymous", scale=1, elem_id="lab-user"
-                )
-                real_message = gr.Textbox(
-                    label="Real request",
-                    scale=3,
-                    placeholder="a 90s thriller, nothing too violent",
-                    elem_id="lab-request",
-                )
-                fill_btn = gr.Button("Fill inputs", scale=0, min_width=110, elem_id="lab-fill")
-            with gr.Row():
-                preview_btn = gr.Button("Preview", variant="primary", elem_id="lab-preview")
-                eval_btn = gr.Button("Run eval cases", elem_id="lab-eval")
-            editor_key = gr.Textbox(
-                label="API key (to save or roll out)", type="password", elem_id="lab-key"
-            )
-            with gr.Row():
-                save_btn = gr.Button("Save as new version", elem_id="lab-save")
-                rollout_btn = gr.Button("Roll out", variant="stop", elem_id="lab-rollout")
-            status = gr.Markdown(elem_id="lab-status")
-    with gr.Row(equal_height=False):
-        rendered = gr.Markdown(label="Rendered messages", elem_id="lab-messages")
-        output = gr.Code(
-            label="Output", language="json", lines=8, interactive=False, elem_id="lab-output"
-        )
-    table = gr.Dataframe(
-        headers=EVAL_HEADERS,
-        value=[],
-        interactive=False,
-        wrap=True,
-        label="Eval cases",
-        elem_id="lab-eval-table",
-    )
+
+def _wire_loading(lab: LabComponents, get_service: Callable[[], Service]) -> None:
+    """Page load and Reload list the prompts; choosing a prompt or version opens it."""
+    import gradio as gr
 
     def load_names(current: str | None = None) -> tuple:
         try:
@@ -384,6 +328,24 @@ def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
         except Exception as exc:
             return gr.skip(), gr.skip(), _message(exc)
 
+    gr.on(None, load_names, inputs=None, outputs=[lab.prompt_dd, lab.status], **PRIVATE)
+    opened = [lab.version_dd, lab.editor, lab.inputs_box, lab.info]
+    listed = lab.reload_btn.click(load_names, lab.prompt_dd, [lab.prompt_dd, lab.status], **PRIVATE)
+    listed.then(load_versions, [lab.prompt_dd, lab.version_dd], opened, **PRIVATE)
+    # a newly chosen prompt opens at its live version; Reload keeps the chosen one
+    lab.prompt_dd.change(load_versions, lab.prompt_dd, opened, **PRIVATE)
+    lab.version_dd.input(
+        load_version,
+        [lab.prompt_dd, lab.version_dd],
+        [lab.editor, lab.inputs_box, lab.info],
+        **PRIVATE,
+    )
+
+
+def _wire_trials(lab: LabComponents, get_service: Callable[[], Service]) -> None:
+    """Preview, Run eval cases and Fill inputs: they try the editor's text, saved or not."""
+    import gradio as gr
+
     def do_preview(name: str, version: str, text: str, inputs: str) -> tuple:
         try:
             result = preview(get_service(), name, version, text, inputs)
@@ -406,6 +368,27 @@ def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
             return inputs_from_request(get_service(), name, user_id, message), ""
         except Exception as exc:
             return gr.skip(), _message(exc)
+
+    lab.preview_btn.click(
+        do_preview,
+        [lab.prompt_dd, lab.version_dd, lab.editor, lab.inputs_box],
+        [lab.rendered, lab.output, lab.status],
+        **PRIVATE,
+    )
+    lab.eval_btn.click(
+        do_eval, [lab.prompt_dd, lab.version_dd, lab.editor], [lab.table, lab.status], **PRIVATE
+    )
+    lab.fill_btn.click(
+        do_fill,
+        [lab.prompt_dd, lab.real_user, lab.real_message],
+        [lab.inputs_box, lab.status],
+        **PRIVATE,
+    )
+
+
+def _wire_publishing(lab: LabComponents, get_service: Callable[[], Service]) -> None:
+    """Save as new version and Roll out: the two actions that need the editor key."""
+    import gradio as gr
 
     def do_save(name: str, text: str, key: str) -> tuple:
         try:
@@ -432,24 +415,15 @@ def prompt_lab_tab(get_service: Callable[[], Service]) -> None:
             return gr.skip(), gr.skip(), _message(exc)
         return gr.Dropdown(choices=choices, value=version), about, f"✅ {note}"
 
-    gr.on(None, load_names, inputs=None, outputs=[prompt_dd, status], **PRIVATE)  # page load
-    reload_btn.click(load_names, prompt_dd, [prompt_dd, status], **PRIVATE).then(
-        load_versions, [prompt_dd, version_dd], [version_dd, editor, inputs_box, info], **PRIVATE
-    )
-    # a newly chosen prompt opens at its live version; Reload keeps the chosen one
-    prompt_dd.change(load_versions, prompt_dd, [version_dd, editor, inputs_box, info], **PRIVATE)
-    version_dd.input(load_version, [prompt_dd, version_dd], [editor, inputs_box, info], **PRIVATE)
-    preview_btn.click(
-        do_preview,
-        [prompt_dd, version_dd, editor, inputs_box],
-        [rendered, output, status],
+    lab.save_btn.click(
+        do_save,
+        [lab.prompt_dd, lab.editor, lab.editor_key],
+        [lab.version_dd, lab.editor, lab.status],
         **PRIVATE,
     )
-    eval_btn.click(do_eval, [prompt_dd, version_dd, editor], [table, status], **PRIVATE)
-    fill_btn.click(do_fill, [prompt_dd, real_user, real_message], [inputs_box, status], **PRIVATE)
-    save_btn.click(
-        do_save, [prompt_dd, editor, editor_key], [version_dd, editor, status], **PRIVATE
-    )
-    rollout_btn.click(
-        do_roll_out, [prompt_dd, version_dd, editor_key], [version_dd, info, status], **PRIVATE
+    lab.rollout_btn.click(
+        do_roll_out,
+        [lab.prompt_dd, lab.version_dd, lab.editor_key],
+        [lab.version_dd, lab.info, lab.status],
+        **PRIVATE,
     )

@@ -1,0 +1,97 @@
+"""Score fusion and page assembly for chat: pure helpers over ranks, cards and facts.
+
+They hold no chat state, so the chat pipeline, the prompt lab and the feed's re-rank
+share them, and each is testable without a model or an LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.funnel import Funnel
+from llm.explain import template
+from llm.intent import RetrievalQuery
+from ranking.base import RankedItem
+from retrieval.merge import PooledCandidate
+from retrieval.text_search import RRF_K, Filters
+
+RERANK_HISTORY = 15  # watched titles the re-rank prompt sees
+
+
+def filters_of(query: RetrievalQuery) -> Filters:
+    return Filters(
+        frozenset(query.include_genres),
+        frozenset(query.exclude_genres),
+        query.year_min,
+        query.year_max,
+        query.max_runtime,
+        query.language,
+    )
+
+
+def add_ranks(
+    fused: dict[int, float],
+    sources: dict[int, set[str]],
+    ids: Sequence[int],
+    weight: float,
+    source: str,
+) -> None:
+    """Add one ranked list to the fused scores (weighted reciprocal rank) and its source."""
+    for rank, item in enumerate(ids):
+        fused[item] = fused.get(item, 0.0) + weight / (RRF_K + 1 + rank)
+        sources.setdefault(item, set()).add(source)
+
+
+def pooled_candidates(order: Sequence[int], lists: dict) -> list[PooledCandidate]:
+    """Chat candidates as the ranker sees feed candidates: membership and rank in the
+    history-dependent sources (two-tower, co-visitation, content) where they have them."""
+    ranks = {
+        name: {c.item_id: (r, c.score) for r, c in enumerate(cands)}
+        for name, cands in lists.items()
+    }
+    out = []
+    for item in order:
+        found = {name: hit for name, table in ranks.items() if (hit := table.get(item))}
+        out.append(
+            PooledCandidate(
+                item,
+                tuple(found),
+                {n: float(s) for n, (_, s) in found.items()},
+                {n: int(r) for n, (r, _) in found.items()},
+            )
+        )
+    return out
+
+
+def page_cards(funnel: Funnel, page: Sequence[RankedItem], facts: Sequence) -> list[dict]:
+    """The cards a reply shows first: summary, score, sources and the template reason
+    (the LLM's reasons replace it later, where they pass their check)."""
+    return [
+        {
+            **funnel.summaries[r.item_id],
+            "score": round(r.score, 5),
+            "sources": list(r.sources),
+            "reason": template(f),
+        }
+        for r, f in zip(page, facts, strict=True)
+    ]
+
+
+def _card(funnel: Funnel, item_id: int) -> dict:
+    summary = funnel.summaries[item_id]
+    return {"title": summary["title"], "year": summary["year"], "genres": summary["genres"]}
+
+
+def rerank_inputs(
+    funnel: Funnel, history: np.ndarray, items: Sequence[tuple[int, float]]
+) -> tuple[list[dict], list[dict]]:
+    """What the re-rank prompts are shown: the user's last items and the candidates (id,
+    title, year, genres, score), for chat, the prompt lab and the feed alike."""
+    past = [
+        _card(funnel, i)
+        for i in np.asarray(history)[-RERANK_HISTORY:].tolist()
+        if i in funnel.summaries
+    ]
+    return past, [{"id": i, **_card(funnel, i), "score": score} for i, score in items]
