@@ -117,6 +117,8 @@ class EventsResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """The body of every error answer (4xx/5xx), documented on each route."""
+
     error: str
     message: str
     detail: list[dict] | None = None

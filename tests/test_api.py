@@ -294,3 +294,15 @@ def test_feeds_reuse_lists_until_the_history_changes(api, api_service) -> None:
     assert wait_until(lambda: api_service.user_state(user)[0].history[-1] == 1, 5)
     api.get(f"/v1/users/{user}/feed")
     assert outcomes().get("live", 0) == after.get("live", 0) + 1
+
+
+def test_error_answers_are_documented_with_the_body_they_have(api) -> None:
+    from app.schemas import ErrorResponse
+
+    spec = api.get("/openapi.json").json()
+    answers = spec["paths"]["/v1/users/{user_id}/feed"]["get"]["responses"]
+    for status in ("401", "422"):
+        ref = answers[status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorResponse"), ref
+    body = api.get("/v1/users/7/feed", headers={"X-API-Key": "wrong"}).json()
+    assert ErrorResponse.model_validate(body).error == "unauthorized"

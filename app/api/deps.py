@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import Field
 
+from app.schemas import ErrorResponse
 from app.service import Service
 from catalog.search import TitleIndex
 
@@ -43,13 +44,20 @@ Svc = Annotated[Service, Depends(_service)]
 Titles = Annotated[TitleIndex, Depends(_titles)]
 
 AUTH = [Depends(require_key)]
+
+
+def error(description: str) -> dict:
+    """An error answer in the OpenAPI docs, with the one body shape every error has."""
+    return {"description": description, "model": ErrorResponse}
+
+
 RESPONSES: dict[int | str, dict] = {
-    401: {"description": "Missing or invalid API key"},
-    422: {"description": "Invalid input"},
+    401: error("Missing or invalid API key"),
+    422: error("Invalid input"),
 }
-WITH_404 = {**RESPONSES, 404: {"description": "Unknown item"}}
+WITH_404 = {**RESPONSES, 404: error("Unknown item")}
 # FastAPI answers 400 to a JSON body it cannot decode (e.g. bytes that are not UTF-8).
-WITH_BODY = {**RESPONSES, 400: {"description": "Unparseable request body"}}
+WITH_BODY = {**RESPONSES, 400: error("Unparseable request body")}
 
 
 def summary(service: Service, item_id: int) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from app.api.deps import AUTH, WITH_BODY, Svc
+from app.api.deps import AUTH, WITH_BODY, Svc, error
 from app.schemas import EventBatch, EventResult, EventsResponse
 
 router = APIRouter()
@@ -15,7 +15,7 @@ router = APIRouter()
     response_model=EventsResponse,
     status_code=202,
     dependencies=AUTH,
-    responses={**WITH_BODY, 503: {"description": "Event log unavailable"}},
+    responses={**WITH_BODY, 503: error("Event log unavailable")},
     tags=["events"],
 )
 def events(body: EventBatch, service: Svc) -> EventsResponse:
