@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import redis
 
@@ -37,6 +37,7 @@ class LLMParts:
         self,
         settings: Settings,
         catalog: Catalog,
+        item_ids: Collection[int],
         client: redis.Redis | None,
         metrics: Metrics,
         variants: Mapping[str, VariantConfig],
@@ -54,7 +55,7 @@ class LLMParts:
         check_pins(self.prompts, {v.name: v.prompts for v in variants.values() if v.prompts})
         self.variants = dict(variants)
         self.client = client_from_settings(settings, client, on_call=metrics.llm_call)
-        self.item_ids = frozenset(catalog.items["item_id"].tolist())
+        self.item_ids = item_ids
         self.ready = False
         self._rerankers: dict[RerankerKey, LLMReranker] = {}
         self._chat: Chat | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +38,7 @@ from features.nearline import InProcessNearline, NearlineState, RedisNearline
 from features.store import FeatureStore, InProcessFeatureStore, RedisFeatureStore
 from features.worker import StreamWorker
 from llm.client import Budget
+from llm.rerank import LLMReranker
 from retrieval.pipeline import latest_bundle
 
 log = logging.getLogger("marquee.service")
@@ -106,7 +107,9 @@ class Service:
             can_fail=client is not None,
         )
         self.breaker = self.reader.breaker
-        self.llm_parts = LLMParts(settings, catalog, client, self.metrics, self.assigner.variants)
+        self.llm_parts = LLMParts(
+            settings, catalog, self.item_ids, client, self.metrics, self.assigner.variants
+        )
         self.prompts = self.llm_parts.prompts
         self.llm = self.llm_parts.client
         self._reload_lock = threading.Lock()
@@ -162,10 +165,6 @@ class Service:
         """The user's features and whether the user is known at all."""
         state, known, _ = self.reader.read(user_id)
         return state, known
-
-    @property
-    def demographics(self) -> dict[int, dict]:
-        return self.reader.demographics
 
     # feed --------------------------------------------------------------------------------
 
@@ -257,7 +256,9 @@ class Service:
         """The chat, built on first use (text index + encoder: a few seconds)."""
         return self.llm_parts.chat(self.titles)
 
-    def reranker(self, variant_on: bool | None, pins=None):
+    def reranker(
+        self, variant_on: bool | None, pins: Mapping[str, int] | None = None
+    ) -> LLMReranker:
         return self.llm_parts.reranker(variant_on, pins)
 
     def chat_variant(self, user_id: int | None) -> ChatVariant:

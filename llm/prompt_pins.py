@@ -36,20 +36,14 @@ class PinnedPrompts:
             version = self.pins.get(name)
         return self.registry.get(name, version)
 
-    def __getattr__(self, attribute: str):
-        # Everything else (cases, versions, live_version, ...) is the registry's own.
-        return getattr(self.registry, attribute)
-
 
 def pinned(registry: PromptRegistry, pins: Mapping[str, int] | None) -> PromptSource:
     """The registry itself when nothing is pinned, so the default path stays unchanged."""
     return PinnedPrompts(registry, pins) if pins else registry
 
 
-def pin_errors(
-    registry: PromptRegistry, pins_by_variant: Mapping[str, Mapping[str, int]]
-) -> list[str]:
-    """Every pin that names a prompt or version the registry does not have.
+def check_pins(registry: PromptRegistry, pins_by_variant: Mapping[str, Mapping[str, int]]) -> None:
+    """PromptError listing every pin to a prompt or version the registry does not have.
 
     Checked at start-up: a typo in the experiment file must fail the deploy, not quietly
     serve the live prompt to the variant that was meant to test another one.
@@ -60,16 +54,9 @@ def pin_errors(
         for name, version in sorted(pins.items()):
             if name not in names:
                 problems.append(f"variant {variant!r} pins unknown prompt {name!r}")
-            elif version not in registry.versions(name):
-                known = registry.versions(name)
+            elif version not in (known := registry.versions(name)):
                 problems.append(
                     f"variant {variant!r} pins {name}@v{version}; {name} has versions {known}"
                 )
-    return problems
-
-
-def check_pins(registry: PromptRegistry, pins_by_variant: Mapping[str, Mapping[str, int]]) -> None:
-    """Raise PromptError listing every bad pin (see `pin_errors`)."""
-    problems = pin_errors(registry, pins_by_variant)
     if problems:
         raise PromptError("experiment prompt pins:\n" + "\n".join(problems))

@@ -125,9 +125,9 @@ def ml100k_bundle(bundle_artifacts: Path, data_dir: Path) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def serving_settings(ml100k_bundle: tuple[Path, str], bundle_artifacts: Path, data_dir: Path):
     """Service settings over the ml-100k test bundle, on real Redis under a unique prefix."""
-    from .redis_util import URL, client_or_skip, delete_prefix, unique_prefix
+    from .redis_util import URL, delete_prefix, redis_or_missing, unique_prefix
 
-    client = client_or_skip()
+    client = redis_or_missing()
     prefix = unique_prefix()
     yield Settings(
         data_dir=data_dir,

@@ -15,7 +15,7 @@ from .requirements import missing
 URL = "redis://127.0.0.1:6379/0"
 
 
-def client_or_skip() -> redis.Redis:
+def redis_or_missing() -> redis.Redis:
     """The test Redis; skipped locally when it is not running, a failure in CI."""
     client = redis.Redis.from_url(URL)
     try:
@@ -37,7 +37,7 @@ def delete_prefix(client: redis.Redis, prefix: str) -> None:
 
 @contextmanager
 def redis_prefix() -> Iterator[tuple[redis.Redis, str]]:
-    client = client_or_skip()
+    client = redis_or_missing()
     prefix = unique_prefix()
     try:
         yield client, prefix

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from app.background import Backoff, Supervisor
 from features.store import SCHEMA_VERSION
 
-from .redis_util import client_or_skip, delete_prefix, unique_prefix, wait_until
+from .redis_util import delete_prefix, redis_or_missing, unique_prefix, wait_until
 
 
 def supervisor(backoff: Backoff) -> tuple[Supervisor, CollectorRegistry]:
@@ -81,7 +81,7 @@ def test_the_nearline_worker_recovers_from_a_redis_error_and_applies_the_event(
     from app.service import Service
     from ui.server import create_app
 
-    client = client_or_skip()
+    client = redis_or_missing()
     prefix = unique_prefix()
     settings = serving_settings.model_copy(update={"redis_prefix": prefix, "serve_worker": True})
     bad_key = f"{prefix}:v{SCHEMA_VERSION}:count:click"

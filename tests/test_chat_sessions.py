@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.chat import SessionStore
 
-from .redis_util import client_or_skip, delete_prefix, unique_prefix
+from .redis_util import delete_prefix, redis_or_missing, unique_prefix
 
 
 def test_embedded_sessions_are_bounded_and_keep_the_query_only() -> None:
@@ -16,7 +16,7 @@ def test_embedded_sessions_are_bounded_and_keep_the_query_only() -> None:
 
 
 def test_redis_sessions_expire() -> None:
-    client = client_or_skip()
+    client = redis_or_missing()
     prefix = unique_prefix()
     try:
         store = SessionStore(client, prefix)

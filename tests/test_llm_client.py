@@ -24,7 +24,7 @@ from llm.client import (
 )
 from llm.local import LOCAL_MODELS, model_path
 
-from .redis_util import client_or_skip, delete_prefix, unique_prefix
+from .redis_util import delete_prefix, redis_or_missing, unique_prefix
 from .requirements import import_or_missing
 
 ASK = [{"role": "user", "content": "Name one funny movie for a rainy day, in one sentence."}]
@@ -44,7 +44,7 @@ GENRES = {
 
 @pytest.fixture(scope="module")
 def redis_prefix():
-    client = client_or_skip()
+    client = redis_or_missing()
     prefix = unique_prefix()
     yield client, prefix
     delete_prefix(client, prefix)

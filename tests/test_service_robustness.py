@@ -19,7 +19,7 @@ import httpx
 from evaluation.served import free_port
 
 from .conftest import REPO_ROOT
-from .redis_util import client_or_skip, delete_prefix, unique_prefix
+from .redis_util import delete_prefix, redis_or_missing, unique_prefix
 from .slow_proxy import SlowProxy
 
 
@@ -39,7 +39,7 @@ def _wait_ready(client: httpx.Client, proc: subprocess.Popen, log: Path) -> None
 def test_healthz_answers_while_a_feed_waits_on_a_slow_redis(
     ml100k_bundle, bundle_artifacts: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    redis_client = client_or_skip()
+    redis_client = redis_or_missing()
     prefix = unique_prefix()
     proxy = SlowProxy()
     port = free_port()

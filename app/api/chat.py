@@ -41,30 +41,15 @@ def chat(body: ChatRequest, request: Request, service: Svc) -> Response:
     chat = service.chat()
     streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
     request_id = uuid.uuid4().hex
+    turn = (service.funnel, user, body.message, body.session_id, body.count, body.llm)
     if streaming:
-        events = chat.stream(
-            service.funnel,
-            user,
-            body.message,
-            body.session_id,
-            body.count,
-            use_llm=body.llm,
-            variant=chat_variant,
-        )
+        events = chat.stream(*turn, variant=chat_variant)
         return StreamingResponse(
             _sse(events, {"request_id": request_id, "variant": variant}),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    out = chat.reply(
-        service.funnel,
-        user,
-        body.message,
-        body.session_id,
-        body.count,
-        use_llm=body.llm,
-        variant=chat_variant,
-    )
+    out = chat.reply(*turn, variant=chat_variant)
     done = out["done"]
     response = ChatResponse(
         session_id=done["session_id"],
