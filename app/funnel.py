@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from app.experiments import VariantConfig
+from catalog.clock import ClockSpec
 from catalog.tables import Catalog
 from ranking.bandit import BetaBandit
 from ranking.base import FeedContext, RankedItem
@@ -36,28 +37,25 @@ from ranking.cold_start import (
 )
 from ranking.pipeline import load_ranker
 from ranking.rules import (
+    DEFAULT_LAMBDA,
     ContentPolicy,
-    Diversity,
-    DiversityConfig,
     Exploration,
-    FreshnessBoost,
-    GenreFilter,
     ItemMeta,
-    RemoveSeen,
     RulePipeline,
+    cold_rules,
+    feed_rules,
 )
 from retrieval.base import Candidate, RequestContext
 from retrieval.bundle import RetrievalBundle
 from retrieval.merge import CandidateMerger, MergeConfig, SourceList
 from retrieval.pipeline import text_vectors
+from retrieval.quotas import POOL_SIZE, serving_quotas
 from retrieval.sources import ContentSource, CoVisitationSource, PopularitySource, TrendingSource
 from retrieval.sources.live_trending import LiveTrendingSource
 from retrieval.sources.two_tower import TwoTowerSource
 
 log = logging.getLogger("marquee.funnel")
 
-QUOTAS = {"two_tower": 250, "covisit": 150, "content": 50, "trending": 25, "popularity": 25}
-DEFAULT_LAMBDA = 0.85  # chosen on validation in the ranking report
 RECENT_FOR_REASONS = 50
 CTR_PRIOR = 0.05
 # Sources whose lists depend only on the user's history: computed once per history change
@@ -111,6 +109,7 @@ class FeedQuery:
     include_genres: frozenset[str] = frozenset()
     exclude_genres: frozenset[str] = frozenset()
     maturity: str = "adult"
+    explore: bool = True  # False: the page without the exploration slots (evaluation)
 
 
 class Funnel:
@@ -126,8 +125,10 @@ class Funnel:
         covisit: CoVisitationSource,
         content: ContentSource,
         new_items: Sequence[int],
+        clock: ClockSpec,
     ) -> None:
         self.version = version
+        self.clock = clock  # the data end and clock mode the bundle was trained for
         self.catalog = catalog
         self.merger = merger
         self.ranker = ranker
@@ -139,11 +140,8 @@ class Funnel:
         self.exploration = Exploration(
             BetaBandit.from_ctr(CTR_PRIOR), new_items=new_items, admit=[ContentPolicy(meta)]
         )
-        self._cold_policy = RulePipeline(
-            [RemoveSeen(), GenreFilter(meta), ContentPolicy(meta)],
-            critical={"remove_seen", "genre_filter", "content_policy"},
-        )
-        self._pipelines: dict[float, RulePipeline] = {}
+        self._cold_policy = cold_rules(meta)
+        self._pipelines: dict[tuple[float, bool], RulePipeline] = {}
         self._pipeline_lock = threading.Lock()
         self.items = catalog.items.set_index("item_id", drop=False)
         self.summaries = _summaries(catalog.items)
@@ -161,14 +159,19 @@ class Funnel:
         covisit = CoVisitationSource.fit(events, rated)
         content = ContentSource(all_items, text)
         batch_trending = TrendingSource.fit(events, rated)
-        trending = LiveTrendingSource(batch_trending, int(events["timestamp"].max()))
+        data_end = int(events["timestamp"].max())
+        trending = LiveTrendingSource(batch_trending, data_end)
         popularity = PopularitySource.fit(events, rated)
         two_tower = TwoTowerSource(
-            bundle.model, bundle.features.item_ids, bundle.index, bundle.occupation_vocab
+            bundle.model,
+            bundle.features.item_ids,
+            bundle.index,
+            bundle.occupation_vocab,
+            max_gap_bucket=bundle.meta.get("context_gap_cap"),
         )
         merger = CandidateMerger(
             [two_tower, covisit, content, trending, popularity],
-            MergeConfig(pool_size=500, quotas=QUOTAS),
+            MergeConfig(pool_size=POOL_SIZE, quotas=serving_quotas()),
         )
         cold = ColdStartPolicy(
             popularity,
@@ -191,6 +194,7 @@ class Funnel:
             covisit,
             content,
             new_items.tolist(),
+            _clock_spec(bundle.meta, data_end),
         )
 
     # live inputs -------------------------------------------------------------------------
@@ -200,9 +204,11 @@ class Funnel:
         trending: Sequence[tuple[int, float]],
         clicks: Mapping[int, float],
         impressions: Mapping[int, float],
+        at: float | None = None,
     ) -> None:
-        """New trending list and bandit posteriors from the nearline counters."""
-        self.trending.update(trending)
+        """New trending list (as of clock time `at`) and bandit posteriors from the
+        nearline counters."""
+        self.trending.update(trending, at)
         bandit = BetaBandit.from_ctr(CTR_PRIOR)
         ids = sorted(impressions)
         if ids:
@@ -213,21 +219,14 @@ class Funnel:
 
     # the feed ----------------------------------------------------------------------------
 
-    def pipeline(self, lambda_: float) -> RulePipeline:
+    def pipeline(self, lambda_: float, explore: bool = True) -> RulePipeline:
+        """The feed's rules (ranking.rules.feed, as evaluation runs them) for one lambda."""
         with self._pipeline_lock:
-            if lambda_ not in self._pipelines:
-                self._pipelines[lambda_] = RulePipeline(
-                    [
-                        RemoveSeen(),
-                        GenreFilter(self.meta),
-                        ContentPolicy(self.meta),
-                        FreshnessBoost(self.meta),
-                        Diversity(self.meta, DiversityConfig(lambda_=lambda_)),
-                        self.exploration,
-                    ],
-                    critical={"remove_seen", "genre_filter", "content_policy"},
-                )
-            return self._pipelines[lambda_]
+            key = (lambda_, explore)
+            if key not in self._pipelines:
+                exploration = self.exploration if explore else None
+                self._pipelines[key] = feed_rules(self.meta, lambda_, exploration)
+            return self._pipelines[key]
 
     def signature(self, user: UserState) -> np.ndarray:
         """What the history-dependent lists depend on, hashed to two float32-exact ints."""
@@ -240,12 +239,13 @@ class Funnel:
         digest = hashlib.blake2b(key.encode(), digest_size=6).digest()
         return np.array([int.from_bytes(digest[:3]), int.from_bytes(digest[3:])], np.float32)
 
-    def history_lists(self, user: UserState, now: int | None = None) -> dict[str, list[Candidate]]:
-        """The history-dependent sources' lists for `user`, as a request would compute them."""
+    def history_lists(self, user: UserState, now: int) -> dict[str, list[Candidate]]:
+        """The history-dependent sources' lists for `user`, as a request at `now` would
+        compute them."""
         request = RequestContext(
             user_id=user.user_id,
             history=user.history,
-            timestamp=int(time.time()) if now is None else now,
+            timestamp=int(now),
             demographics=user.demographics,
             exclude=user.disliked,
             history_times=user.history_times,
@@ -259,15 +259,15 @@ class Funnel:
         user: UserState,
         query: FeedQuery,
         variant: VariantConfig,
-        now: int | None = None,
+        now: int,
         precomputed: Mapping[str, SourceList] | None = None,
     ) -> FeedResult:
-        """The page; `precomputed` are stored history-dependent lists matching `signature`."""
-        now = int(time.time()) if now is None else now
+        """The page at clock time `now`; `precomputed` are stored history-dependent lists
+        matching `signature`."""
         request = RequestContext(
             user_id=user.user_id,
             history=user.history,
-            timestamp=now,
+            timestamp=int(now),
             demographics=user.demographics,
             exclude=query.exclude | user.disliked,
             history_times=user.history_times,
@@ -282,7 +282,9 @@ class Funnel:
         timings: dict[str, float] = {}
         stage = self.cold_start.stage(request, user.picks)
         if stage is ColdStage.FULL_PIPELINE:
-            ranked, failed, fresh = self._personalized(ctx, variant, timings, precomputed)
+            ranked, failed, fresh = self._personalized(
+                ctx, variant, timings, precomputed, query.explore
+            )
             stage_name = "personalized"
         else:
             ranked, failed = self._cold(ctx, user.picks, timings)
@@ -302,6 +304,7 @@ class Funnel:
         variant: VariantConfig,
         timings: dict[str, float],
         precomputed: Mapping[str, SourceList] | None,
+        explore: bool = True,
     ) -> tuple[list[RankedItem], list[str], dict[str, list[Candidate]] | None]:
         start = time.perf_counter()
         reuse = precomputed is not None and set(HISTORY_SOURCES) <= set(precomputed)
@@ -321,7 +324,7 @@ class Funnel:
         timings["ranking"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         lam = DEFAULT_LAMBDA if variant.diversity_lambda is None else variant.diversity_lambda
-        result = self.pipeline(lam).run(ctx, ranked)
+        result = self.pipeline(lam, explore).run(ctx, ranked)
         timings["rules"] = (time.perf_counter() - start) * 1e3
         return result.items, [*merged.failed, *result.failed], fresh
 
@@ -392,7 +395,7 @@ class Funnel:
 
     def similar(self, item_id: int, k: int) -> list[Candidate]:
         """Co-visitation neighbours first (what people watch next), content to fill up."""
-        ctx = RequestContext(user_id=None, history=np.array([item_id]), timestamp=int(time.time()))
+        ctx = RequestContext(user_id=None, history=np.array([item_id]), timestamp=0)
         out = self.covisit.candidates(ctx, k)
         listed = {c.item_id for c in out} | {item_id}
         for cand in self.content.more_like_this(item_id, k + len(listed)):
@@ -402,6 +405,12 @@ class Funnel:
                 out.append(cand)
                 listed.add(cand.item_id)
         return out
+
+
+def _clock_spec(meta: Mapping, data_end: int) -> ClockSpec:
+    """The clock the bundle recorded; bundles from before the record: the catalog's end."""
+    raw = meta.get("clock")
+    return ClockSpec.from_dict(raw) if raw else ClockSpec.for_data(data_end)
 
 
 def _summaries(items) -> dict[int, dict]:

@@ -81,6 +81,11 @@ class FeedResponse(BaseModel):
     bundle: str
     stage: str = Field(description="`personalized` or the cold-start stage that served the feed.")
     stale: bool = Field(description="True when served from the in-process snapshot.")
+    served_at: int = Field(
+        description="The request time the page was built for (unix seconds on the service's "
+        "clock: the data's own time when serving a historical catalog)."
+    )
+    clock: str = Field(description="`wall` or `data` (see the `clock` setting).")
     items: list[FeedItemOut]
     timings_ms: dict[str, float] | None = None
 

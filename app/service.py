@@ -29,6 +29,7 @@ from app.llm_wiring import LLMParts
 from app.metrics import Metrics
 from app.settings import Settings
 from app.user_state import UserStateReader, compose_state, request_of
+from catalog.clock import Clock, clock_for
 from catalog.search import TitleIndex
 from catalog.tables import Catalog, load_catalog
 from features import candidate_lists
@@ -58,6 +59,7 @@ class Feed:
     bundle: str
     user_known: bool
     prompts: dict[str, str] = field(default_factory=dict)  # prompt refs that shaped it
+    served_at: int = 0  # the clock time the page was built for
 
 
 def redis_client(url: str, timeout_s: float = 0.25) -> redis.Redis:
@@ -79,6 +81,9 @@ class Service:
         self.settings = settings
         self.catalog = catalog
         self.funnel = funnel
+        # One clock for every request-time input (see catalog.clock): the bundle's record
+        # (data time for a historical catalog) unless settings choose.
+        self.clock: Clock = clock_for(funnel.clock, settings.clock)
         self.assigner = assigner or Assigner(DEFAULT_EXPERIMENTS)
         self.client = client
         self.snapshot = InProcessFeatureStore()
@@ -171,7 +176,8 @@ class Service:
     def variant(self, user_id: int) -> VariantConfig:
         return self.assigner.assign(user_id)
 
-    def feed(self, user_id: int, query: FeedQuery) -> Feed:
+    def feed(self, user_id: int, query: FeedQuery, at: int | None = None) -> Feed:
+        """The user's page now, or at data time `at` (a replay; only on the data clock)."""
         start = time.perf_counter()
         state, known, stored = self.reader.read(user_id)
         self.metrics.stage.labels(stage="features").observe(time.perf_counter() - start)
@@ -179,7 +185,8 @@ class Service:
         variant = self.variant(user_id)
         signature = funnel.signature(state)
         precomputed = candidate_lists.decode(stored, signature)
-        result = funnel.feed(state, query, variant, precomputed=precomputed)
+        now = int(self.clock.now()) if at is None else int(at)
+        result = funnel.feed(state, query, variant, now, precomputed=precomputed)
         prompts: dict[str, str] = {}
         if variant.llm_rerank and result.stage == "personalized" and self.llm.enabled:
             ref = self.llm_rerank_feed(state, result, funnel, variant)
@@ -195,7 +202,7 @@ class Service:
             self.metrics.errors.labels(component=name).inc()
         if state.stale:
             self.metrics.stale.inc()
-        return Feed(result, variant.name, state.stale, funnel.version, known, prompts)
+        return Feed(result, variant.name, state.stale, funnel.version, known, prompts, now)
 
     def llm_rerank_feed(
         self, state: UserState, result: FeedResult, funnel: Funnel, variant: VariantConfig
@@ -244,9 +251,10 @@ class Service:
             signature = funnel.signature(state)
             if state.stale or candidate_lists.decode(stored, signature) is not None:
                 continue
-            if not funnel.cold_start.needs_full_pipeline(request_of(state)):
+            now = int(self.clock.now())
+            if not funnel.cold_start.needs_full_pipeline(request_of(state, now)):
                 continue
-            self.store_lists(int(user_id), signature, funnel.history_lists(state))
+            self.store_lists(int(user_id), signature, funnel.history_lists(state, now))
             done += 1
         return done
 
@@ -282,7 +290,7 @@ class Service:
 
     def ingest(self, events: list[Event]) -> list[bool]:
         """Store each event once; True where new. `Unavailable` when the log cannot store."""
-        now = time.time()
+        now = self.clock.now()  # events without a timestamp happened now, on the data's clock
         stored = [StoredEvent.accept(e, self.variant(e.user_id).name, now) for e in events]
         try:
             fresh = self.events.append(stored)
@@ -310,13 +318,14 @@ class Service:
 
     def refresh_live(self) -> None:
         try:
-            trending = self.nearline.trending(time.time())
+            now = self.clock.now()
+            trending = self.nearline.trending(now)
             counts = self.nearline.counters(["click", "impression"])
         except redis.RedisError as exc:
             self.metrics.errors.labels(component="live_refresh").inc()
             log.warning("live refresh skipped: %s", exc)
             return
-        self.funnel.refresh_live(trending, counts["click"], counts["impression"])
+        self.funnel.refresh_live(trending, counts["click"], counts["impression"], now)
 
     def reload(self, folder: Path | None = None) -> bool:
         """Build the funnel of a newer bundle off the request path, then swap it in."""
@@ -331,7 +340,7 @@ class Service:
                 return False
             fresh = Funnel.build(folder, self.catalog, self.settings)
             live = self.funnel.trending.live_items()
-            fresh.refresh_live(live, {}, {})
+            fresh.refresh_live(live, {}, {}, self.clock.now())
             fresh.exploration.bandit = self.funnel.exploration.bandit
             self.funnel = fresh
             self.metrics.set_bundle(fresh.version)

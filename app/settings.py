@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     experiments_path: Path | None = Field(
         default=None, description="TOML experiment config; unset = the built-in default."
     )
+    clock: str = Field(
+        default="auto",
+        pattern="^(auto|wall|data)$",
+        description="Request time: `wall`; `data` = the catalog's last event plus the time "
+        "since start (a historical dataset, so models see the time ranges they were "
+        "trained on); `auto` = what the bundle recorded (data for a catalog whose events "
+        "ended more than 30 days ago).",
+    )
     bundle_poll_s: float = Field(
         default=30.0, description="How often the service looks for a newer model bundle (0: never)."
     )

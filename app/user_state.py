@@ -94,11 +94,11 @@ class UserStateReader:
         return state, known, lists
 
 
-def request_of(state: UserState) -> RequestContext:
+def request_of(state: UserState, now: int) -> RequestContext:
     return RequestContext(
         state.user_id,
         state.history,
-        int(time.time()),
+        int(now),
         state.demographics,
         history_times=state.history_times,
     )

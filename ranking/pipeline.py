@@ -26,9 +26,7 @@ from ranking.training import FittedRanker, fit_ranker, item_table
 from retrieval.bundle import RetrievalBundle
 from retrieval.offline_pools import build_sources, contexts, run_sources, stage_pools, stage_targets
 from retrieval.pipeline import text_vectors
-from retrieval.quotas import QUOTA_PRESETS
-
-QUOTAS = "balanced"
+from retrieval.quotas import serving_quotas
 
 
 def train_ranker_bundle(
@@ -37,14 +35,15 @@ def train_ranker_bundle(
     split = loo_full(catalog.events, catalog.name, k=1)
     stage = split.stage("test")  # history = all but the latest event; target = latest
     text = text_vectors(catalog, settings)
-    sources = build_sources(stage, split, catalog, text, retrieval.model)
+    cap = retrieval.meta.get("context_gap_cap")
+    sources = build_sources(stage, split, catalog, text, retrieval.model, cap)
     ctxs = contexts(stage, split, catalog.users)
     run = run_sources(sources, ctxs)
     lookup = catalog.events.set_index(["user_id", "item_id"])["rating"]
     targets = stage_targets(stage, split)
     users = split.user_ids[stage.users]
     ratings = lookup.loc[list(zip(users, targets, strict=True))].to_numpy(dtype=np.float32)
-    pools = stage_pools(run.lists, ctxs, targets, ratings, QUOTA_PRESETS[QUOTAS])
+    pools = stage_pools(run.lists, ctxs, targets, ratings, serving_quotas())
     items = item_table(catalog, split, stage, text)
     return fit_ranker(pools, items, RankerConfig(seed=settings.seed), settings.seed), items
 
@@ -87,7 +86,10 @@ def load_ranker(folder: Path) -> Ranker:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
     )
     net = MultiTaskNet(meta["n_features"], config)
-    net.load_state_dict(torch.load(folder / "net.pt", weights_only=True))
+    state = torch.load(folder / "net.pt", weights_only=True)
+    for bound in ("lo", "hi"):  # bundles trained before feature ranges were kept
+        state.setdefault(bound, getattr(net, bound))
+    net.load_state_dict(state)
     return Ranker(net, items, BlendWeights(**meta["blend"]))
 
 

@@ -60,6 +60,10 @@ class MultiTaskNet(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
+        # The range each feature had in training: inputs are clipped to it, so a request
+        # (a user years stale on the wall clock, an hour never seen) stays in known ground.
+        self.register_buffer("lo", torch.full((n_features,), -torch.inf))
+        self.register_buffer("hi", torch.full((n_features,), torch.inf))
         layers: list[nn.Module] = []
         width = n_features
         for h in config.hidden:
@@ -74,7 +78,7 @@ class MultiTaskNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (n, 4) in OBJECTIVES order."""
-        z = (x - self.mean) / self.std
+        z = (torch.clamp(x, self.lo, self.hi) - self.mean) / self.std
         shared = self.bottom(z)
         deep = torch.cat([tower(shared) for tower in self.towers], dim=1)
         return deep + self.wide(z)
@@ -103,6 +107,8 @@ def train_ranker(
     y = torch.from_numpy(y_train.astype(np.float32))
     net.mean.copy_(x.mean(dim=0))
     net.std.copy_(x.std(dim=0).clamp_min(1e-4))
+    net.lo.copy_(x.min(dim=0).values)
+    net.hi.copy_(x.max(dim=0).values)
     task_w = torch.tensor(config.task_weights)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     started = time.perf_counter()

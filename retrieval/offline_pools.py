@@ -44,12 +44,17 @@ def build_sources(
     catalog: Catalog,
     text: np.ndarray,
     model: TwoTowerModel,
+    max_gap_bucket: int | None = None,
 ) -> list[CandidateSource]:
+    """The feed's five sources fitted on the stage's training events (`max_gap_bucket`:
+    the served two-tower's request-gap cap, from its bundle)."""
     events = stage_events(stage, split)
     rows = pd.Index(catalog.items["item_id"]).get_indexer(split.item_ids)
     occupations = UserFeatures.build(catalog.users, split.user_ids).occupation_vocab
     return [
-        TwoTowerSource(model, split.item_ids, occupation_vocab=occupations),
+        TwoTowerSource(
+            model, split.item_ids, occupation_vocab=occupations, max_gap_bucket=max_gap_bucket
+        ),
         CoVisitationSource.fit(events, split.item_ids),
         ContentSource(split.item_ids, text[rows]),
         TrendingSource.fit(events, split.item_ids),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from catalog.clock import ClockSpec
 from catalog.paths import HasPaths, HasTrainingSettings
 from catalog.splits import loo_full
 from catalog.tables import Catalog
@@ -23,7 +24,7 @@ from retrieval.bundle import RetrievalBundle
 from retrieval.features import ItemFeatures, UserFeatures
 from retrieval.offline import demographics_matrix, sequence_data, validator
 from retrieval.text_encoder import item_embeddings
-from retrieval.training import TrainConfig, TwoTowerTrainer
+from retrieval.training import TrainConfig, TwoTowerTrainer, gap_cap
 from retrieval.two_tower import TwoTowerConfig
 
 Progress = Callable[[int, float, dict[str, float]], None]
@@ -59,9 +60,10 @@ def train_retrieval_bundle(
     text = text_vectors(catalog, settings)
     features = ItemFeatures.build(catalog.items, split.item_ids, text)
     demographics = demographics_matrix(catalog.users, split.user_ids)
+    sequences = sequence_data(stage.train, demographics)
     trainer = TwoTowerTrainer(
         features,
-        sequence_data(stage.train, demographics),
+        sequences,
         model_config,
         train_config or TrainConfig(seed=settings.seed),
     )
@@ -87,6 +89,10 @@ def train_retrieval_bundle(
         "validation": best.valid,
         "train_config": trainer.config.to_dict(),
         "content_only_items": len(unrated),
+        # The time the models were trained up to and the clock to serve them on (data
+        # time for a historical catalog; see catalog.clock), and the request gap cap.
+        "clock": ClockSpec.for_data(int(catalog.events["timestamp"].max())).to_dict(),
+        "context_gap_cap": gap_cap(sequences.timestamps),
     }
     occupations = UserFeatures.build(catalog.users, split.user_ids).occupation_vocab
     return RetrievalBundle(model, features, occupations, meta, index)

@@ -1,7 +1,8 @@
 """Merge quota presets: how many candidates each source may put in the pool.
 
-Production training and the offline retrieval report share these, so the ranker
-is trained on pools shaped exactly as the report measured them.
+Production training, the serving funnel and the offline reports share these, so the
+ranker is trained on pools shaped exactly as the feed serves and the report measured
+them.
 """
 
 from __future__ import annotations
@@ -26,3 +27,11 @@ QUOTA_PRESETS: dict[str, dict[str, int]] = {
     },
 }
 POOL_SIZE = 500
+# The preset the feed serves with, and the one the production ranker is trained on: one
+# name here, read by the serving funnel, ranker training and the offline feed figures.
+SERVING_PRESET = "balanced"
+
+
+def serving_quotas() -> dict[str, int]:
+    """A copy of the served quotas (callers may not edit the shared preset)."""
+    return dict(QUOTA_PRESETS[SERVING_PRESET])

@@ -77,11 +77,16 @@ def encode(texts: list[str], batch_size: int = 64, progress: bool = False) -> np
     return np.asarray(vectors, dtype=np.float32)
 
 
+def cache_file(cache_dir: Path, version: str) -> Path:
+    """Where the embeddings of catalog `version` are cached (one file per version)."""
+    return Path(cache_dir) / f"text-{MODEL_NAME}-{version}.npz"
+
+
 def item_embeddings(
     items: pd.DataFrame, cache_dir: Path, version: str, progress: bool = False
 ) -> np.ndarray:
     """Embeddings aligned with `items` rows, read from or written to the version's cache."""
-    cache = Path(cache_dir) / f"text-{MODEL_NAME}-{version}.npz"
+    cache = cache_file(cache_dir, version)
     ids = items["item_id"].to_numpy()
     if cache.is_file():
         stored = np.load(cache)

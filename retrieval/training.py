@@ -82,6 +82,15 @@ def history_gaps(timestamps: np.ndarray) -> np.ndarray:
     return out
 
 
+def gap_cap(timestamps: list[np.ndarray], share: float = 0.001) -> int:
+    """The largest gap bucket between a user's consecutive training events that at least
+    `share` of the gaps reach: requests further from the last event are capped at it."""
+    gaps = [history_gaps(ts)[1:] for ts in timestamps if len(ts) > 1]
+    if not gaps:
+        return N_GAP_BUCKETS - 1
+    return int(np.quantile(np.concatenate(gaps), 1.0 - share, method="lower"))
+
+
 def context_of(request_ts: np.ndarray, last_ts: np.ndarray | None = None) -> np.ndarray:
     """(hour, weekday, gap bucket) of each request: when it happens, and how long since
     the user's latest event (0 = unknown). UTC; 1970-01-01 was a Thursday (Monday = 0)."""

@@ -43,6 +43,15 @@ async def feed(
     exclude_genres: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
     maturity: Annotated[str, Query(pattern="^(adult|kids)$")] = "adult",
     explain: bool = False,
+    at: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**40,
+            description="Build the page as of this data time (unix seconds): replays of a "
+            "historical catalog. Only on the data clock, and not in its future.",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """The user's feed; an unknown user gets a cold-start feed, not a 404.
 
@@ -50,6 +59,12 @@ async def feed(
     event loop a slow Redis would stall every other request (health checks, the UI,
     chat streams); on `feed_threads` dedicated threads it stalls only feeds.
     """
+
+    if at is not None:
+        if service.clock.mode != "data":
+            raise HTTPException(400, "`at` is only accepted when serving on the data clock")
+        if at > service.clock.now():
+            raise HTTPException(400, "`at` is in the future of the service's clock")
 
     def page() -> dict:
         query = FeedQuery(
@@ -59,7 +74,7 @@ async def feed(
             include_genres=check_genres(service, genres, "genres"),
             exclude_genres=check_genres(service, exclude_genres, "exclude_genres"),
         )
-        out = service.feed(user_id, query)
+        out = service.feed(user_id, query, at)
         items = [
             {
                 **summary(service, it.item_id),
@@ -78,6 +93,8 @@ async def feed(
             "bundle": out.bundle,
             "stage": out.result.stage,
             "stale": out.stale,
+            "served_at": out.served_at,
+            "clock": service.clock.mode,
             "items": items,
             "timings_ms": out.result.timings_ms if explain else None,
         }

@@ -1,11 +1,13 @@
 """Re-ranking rules: filters, policy, freshness, diversity and exploration.
 
 Each rule implements ranking.base.Rule; build an ItemMeta once per catalog load and
-hand it to the rules that read metadata. See pipeline.py for the recommended order.
+hand it to the rules that read metadata. feed.py builds the feed's pipeline (serving and
+evaluation alike).
 """
 
 from ranking.rules.diversity import Diversity, DiversityConfig
 from ranking.rules.exploration import Exploration, ExplorationConfig
+from ranking.rules.feed import DEFAULT_LAMBDA, cold_rules, feed_rules
 from ranking.rules.freshness import FreshnessBoost, FreshnessConfig
 from ranking.rules.genre_filter import GenreFilter
 from ranking.rules.meta import ItemMeta
@@ -19,6 +21,7 @@ from ranking.rules.policy import (
 from ranking.rules.seen import RemoveSeen
 
 __all__ = [
+    "DEFAULT_LAMBDA",
     "DEFAULT_PROFILES",
     "ContentPolicy",
     "ContentPolicyConfig",
@@ -35,4 +38,6 @@ __all__ = [
     "RemoveSeen",
     "RuleFailed",
     "RulePipeline",
+    "cold_rules",
+    "feed_rules",
 ]

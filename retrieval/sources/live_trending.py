@@ -1,9 +1,18 @@
-"""Trending for the live service: the last day's engagement from the event stream.
+"""Trending for the live service: the batch definition at request time, plus the stream.
 
-Why a batch fallback: the catalog's own events end years before any request the
-service sees, so batch trending evaluated at request time would be empty. Until
-the stream has enough engagement, the list is padded with batch trending as of
-the catalog's last event, which is what was trending when the data ends.
+Why one definition: the ranker is trained on pools whose trending list comes from
+`TrendingSource` (time-decayed counts of the catalog's events before the request), so
+its `rank_trending` feature means "rank by decayed engagement". The served list ranks
+by the same decayed counts at the request's time, plus the event stream's weighted
+engagement of the last hours (events that fresh weigh about 1 under a two-week half
+life), so the feature means the same thing in training and in serving.
+
+Two edge cases. The batch counts are taken at min(request time, data end): after the
+catalog's last event nothing new enters the batch, so decaying further scales every
+score by one factor and changes no rank, while a request far past the end (a
+historical catalog on the wall clock) would fall beyond the decay horizon and find an
+empty list. A request before the live list's time (a replay of a past moment) gets no
+stream counts: they would be its future.
 """
 
 from __future__ import annotations
@@ -14,48 +23,48 @@ from collections.abc import Sequence
 import numpy as np
 
 from retrieval.base import Candidate, RequestContext
+from retrieval.sources.common import top_candidates
 from retrieval.sources.popularity import TrendingSource
+
+# A request this much older than the live list still counts it (refresh lag).
+LIVE_SLACK_S = 3_600
 
 
 class LiveTrendingSource:
     name = "trending"
-    bounded = True  # an in-memory walk of a presorted list: run inline, see merge.gather
+    bounded = True  # one vector of scores and a top-k over the catalog: run inline
 
-    def __init__(self, batch: TrendingSource, as_of: int, depth: int = 1000) -> None:
+    def __init__(self, batch: TrendingSource, as_of: int) -> None:
+        self.batch = batch
         self.universe = batch.universe
-        frozen = RequestContext(user_id=None, history=np.empty(0, np.int64), timestamp=as_of)
-        self._fallback = batch.candidates(frozen, depth)
+        self.as_of = int(as_of)
         self._live: tuple[tuple[int, float], ...] = ()
+        self._live_at: float | None = None
         self._lock = threading.Lock()
 
-    def update(self, live: Sequence[tuple[int, float]]) -> None:
-        """Replace the live list (item, weighted engagement), best first."""
+    def update(self, live: Sequence[tuple[int, float]], at: float | None = None) -> None:
+        """Replace the live list (item, weighted engagement), as of clock time `at`."""
         known = self.universe.index(np.array([i for i, _ in live], dtype=np.int64))
         kept = tuple(
             (int(i), float(s)) for (i, s), row in zip(live, known, strict=True) if row >= 0
         )
         with self._lock:
-            self._live = kept
+            self._live, self._live_at = kept, at
 
     def live_items(self) -> tuple[tuple[int, float], ...]:
         with self._lock:
             return self._live
 
+    def scores(self, timestamp: int) -> np.ndarray:
+        """Decayed batch counts at `timestamp` plus the stream's counts (fresh array)."""
+        scores = self.batch.scores(min(int(timestamp), self.as_of))
+        with self._lock:
+            live, live_at = self._live, self._live_at
+        if live and (live_at is None or timestamp >= live_at - LIVE_SLACK_S):
+            items = np.array([i for i, _ in live], dtype=np.int64)
+            np.add.at(scores, self.universe.index(items), [s for _, s in live])
+        return scores
+
     def candidates(self, ctx: RequestContext, k: int) -> list[Candidate]:
-        seen = ctx.seen()
-        out: list[Candidate] = []
-        listed: set[int] = set()
-        live = self.live_items()
-        top = live[0][1] if live else 1.0
-        for item, score in live:
-            if item not in seen:
-                out.append(Candidate(item, 1.0 + score / top, self.name))  # live beats batch
-                listed.add(item)
-            if len(out) == k:
-                return out
-        for cand in self._fallback:
-            if cand.item_id not in seen and cand.item_id not in listed:
-                out.append(Candidate(cand.item_id, cand.score, self.name))
-                if len(out) == k:
-                    break
-        return out
+        scores = self.scores(ctx.timestamp)
+        return top_candidates(scores, k, self.universe.seen(ctx), self.universe, self.name)

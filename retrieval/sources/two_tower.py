@@ -21,8 +21,13 @@ class TwoTowerSource:
         item_ids: np.ndarray,
         index: AnnIndex | None = None,
         occupation_vocab: tuple[str, ...] = (),
+        max_gap_bucket: int | None = None,
     ) -> None:
-        """`item_ids` is the model's vocabulary (raw ids, row i = slot i + 1)."""
+        """`item_ids` is the model's vocabulary (raw ids, row i = slot i + 1);
+        `max_gap_bucket` caps the request's time-since-last-event bucket at the largest
+        gap training saw often (see retrieval.training.gap_cap), so a user back after
+        years is read as "a long break", not as an input the model never learnt."""
+        self.max_gap_bucket = max_gap_bucket
         self.model = model.eval()
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
         self.slot_of = {int(item): slot + 1 for slot, item in enumerate(self.item_ids)}
@@ -60,6 +65,8 @@ class TwoTowerSource:
         else:
             gaps, last = np.zeros(len(slots), dtype=np.int64), None
         context = context_of(np.array([ctx.timestamp]), last)
+        if self.max_gap_bucket is not None:
+            context[:, 2] = np.minimum(context[:, 2], self.max_gap_bucket)
         with torch.inference_mode():
             padded = torch.from_numpy(left_pad([slots], length))
             vec = self.model.users(
