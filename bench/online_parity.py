@@ -99,7 +99,14 @@ def prepare(data: ParityData, full, full_settings, workdir: Path, max_epochs: in
     started = time.perf_counter()
     print("training the two-tower model on the parity catalog ...", flush=True)
     config = TrainConfig(max_epochs=max_epochs, seed=settings.seed)
-    retrieval = train_retrieval_bundle(cat, settings, train_config=config)
+
+    def progress(epoch: int, loss: float, metrics: dict[str, float]) -> None:
+        print(
+            f"  epoch {epoch} loss {loss:.3f} valid recall@10 {metrics['recall@10']:.4f}",
+            flush=True,
+        )
+
+    retrieval = train_retrieval_bundle(cat, settings, train_config=config, progress=progress)
     bundle = save_bundle(retrieval, settings)
     print(f"training the ranker ({time.perf_counter() - started:.0f}s so far) ...", flush=True)
     fitted, items = train_ranker_bundle(cat, settings, retrieval)
