@@ -103,30 +103,10 @@ def _sample(users: np.ndarray, max_users: int, rng: np.random.Generator) -> np.n
     return np.sort(rng.choice(users, size=max_users, replace=False))
 
 
-def temporal_data(
-    events: pd.DataFrame,
-    dataset: str,
-    test_fraction: float = 0.2,
-    max_users: int = 0,
-    seed: int = 0,
-) -> TemporalData:
-    """The temporal split with an inner past-only stage, over the full item index.
-
-    `max_users` > 0 subsamples the test users and, separately, the inner stage's
-    requests (uniformly, with `seed`); 0 keeps everyone.
-    """
-    cutoff = int(temporal_split(events, dataset, test_fraction).stats["cutoff"])
-    ev = events[["user_id", "item_id", "rating", "timestamp"]].copy()
-    user_ids = np.sort(ev["user_id"].unique())
-    item_ids = np.sort(ev["item_id"].unique())
-    ev["user_idx"] = np.searchsorted(user_ids, ev["user_id"].to_numpy())
-    ev["item_idx"] = np.searchsorted(item_ids, ev["item_id"].to_numpy())
-    ev = ev.sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
-    shape = (len(user_ids), len(item_ids))
-    past, future = ev.loc[ev["timestamp"] < cutoff], ev.loc[ev["timestamp"] >= cutoff]
-    rng = np.random.default_rng(seed)
-
-    # Inner stage: each past user's last past event (when they have two or more).
+def _inner_stage(
+    past: pd.DataFrame, shape: tuple[int, int], max_users: int, rng: np.random.Generator
+) -> EvalStage:
+    """Past only: each past user's last past event (when they have two or more) held out."""
     from_end = past.groupby("user_idx").cumcount(ascending=False).to_numpy()
     size = past.groupby("user_idx")["item_idx"].transform("size").to_numpy()
     held_mask = (from_end == 0) & (size >= 2)
@@ -138,7 +118,7 @@ def temporal_data(
     )
     valid_times = np.zeros(shape[0], dtype=np.int64)
     valid_times[held["user_idx"].to_numpy()] = held["timestamp"].to_numpy()
-    valid = EvalStage(
+    return EvalStage(
         "valid",
         inner_train,
         inner_history,
@@ -147,7 +127,32 @@ def temporal_data(
         valid_times,
     )
 
-    # Test stage: every future item that is not a re-watch of the user's past.
+
+def _first_targets(
+    future: pd.DataFrame, targets: sp.csr_matrix, test_users: np.ndarray
+) -> pd.DataFrame:
+    """Each test user's earliest target event: the ranker's label input only."""
+    fu, fi = future["user_idx"].to_numpy(), future["item_idx"].to_numpy()
+    in_target = np.asarray(targets[fu, fi]).ravel() > 0
+    return (
+        future.loc[in_target]
+        .sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
+        .groupby("user_idx")
+        .head(1)
+        .set_index("user_idx")
+        .loc[test_users]
+    )
+
+
+def _test_stage(
+    past: pd.DataFrame,
+    future: pd.DataFrame,
+    shape: tuple[int, int],
+    cutoff: int,
+    max_users: int,
+    rng: np.random.Generator,
+) -> tuple[EvalStage, dict[str, sp.csr_matrix], dict[str, np.ndarray], np.ndarray]:
+    """Requests at the cut; targets: every future item that is not a re-watch of the past."""
     train = Interactions(_columns(past), *shape)
     history = train.matrix()
     fu, fi = future["user_idx"].to_numpy(), future["item_idx"].to_numpy()
@@ -181,20 +186,39 @@ def temporal_data(
         "test", train, history, targets, test_users, np.full(shape[0], cutoff, dtype=np.int64)
     )
 
-    # One labelled target per test request (the earliest), only for the ranker's inputs.
-    in_target = (
-        pd.Series(np.asarray(targets[fu, fi]).ravel() > 0, index=future.index)
-        if len(future)
-        else pd.Series(dtype=bool)
+    return test, relevant, slice_users, new_item_cols
+
+
+def temporal_data(
+    events: pd.DataFrame,
+    dataset: str,
+    test_fraction: float = 0.2,
+    max_users: int = 0,
+    seed: int = 0,
+) -> TemporalData:
+    """The temporal split with an inner past-only stage, over the full item index.
+
+    `max_users` > 0 subsamples the test users and, separately, the inner stage's
+    requests (uniformly, with `seed`); 0 keeps everyone.
+    """
+    cutoff = int(temporal_split(events, dataset, test_fraction).stats["cutoff"])
+    ev = events[["user_id", "item_id", "rating", "timestamp"]].copy()
+    user_ids = np.sort(ev["user_id"].unique())
+    item_ids = np.sort(ev["item_id"].unique())
+    ev["user_idx"] = np.searchsorted(user_ids, ev["user_id"].to_numpy())
+    ev["item_idx"] = np.searchsorted(item_ids, ev["item_id"].to_numpy())
+    ev = ev.sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
+    shape = (len(user_ids), len(item_ids))
+    past, future = ev.loc[ev["timestamp"] < cutoff], ev.loc[ev["timestamp"] >= cutoff]
+    rng = np.random.default_rng(seed)
+
+    valid = _inner_stage(past, shape, max_users, rng)
+
+    test, relevant, slice_users, new_item_cols = _test_stage(
+        past, future, shape, cutoff, max_users, rng
     )
-    first = (
-        future.loc[in_target.to_numpy()]
-        .sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
-        .groupby("user_idx")
-        .head(1)
-        .set_index("user_idx")
-        .loc[test_users]
-    )
+    targets, test_users = test.targets, test.users
+    first = _first_targets(future, targets, test_users)
     pct = round(test_fraction * 100)
     name = f"temporal-{pct}" + (f"-u{max_users}-s{seed}" if max_users > 0 else "")
     stats = {
