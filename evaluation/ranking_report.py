@@ -140,8 +140,15 @@ def _temporal_result(dataset: str, settings: HasDataSources, max_users: int) -> 
 
 def _temporal_only(dataset: str, settings: HasDataSources, command: str, max_users: int) -> Report:
     result = _temporal_result(dataset, settings, max_users)
+    # Rows: the "all" slice; the other columns of the LOO table do not apply (NaN).
+    blank = dict.fromkeys(("mrr@10", "auc", "coverage@10"), float("nan"))
     rows = [
-        ModelResult(name, result.result_params(name), {"ndcg@10": float("nan")}, by_slice["all"])
+        ModelResult(
+            name,
+            result.result_params(name),
+            {"ndcg@10": float("nan")},
+            {**blank, **by_slice["all"]},
+        )
         for name, by_slice in result.metrics.items()
     ]
     return Report(
