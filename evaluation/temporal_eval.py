@@ -452,7 +452,8 @@ def temporal_markdown(result: TemporalResult, lambda_: float) -> str:
         "its own time), like the LOO report's validation stage; baselines are tuned on the "
         f"same inner stage and refitted on the whole past ({tuned}). Feed = ranker + MMR "
         f"diversity rule (lambda {lambda_}); ranker epochs {result.ranker_epochs}. ItemKNN "
-        "and EASE have no signal for a user without history (n/a)." + sampled
+        "and EASE have no signal for a user without history: their new-user cells are n/a, "
+        "and their all / new-items cells include those users' arbitrary (all-zero) lists." + sampled
     )
     return "\n".join(rows) + "\n\n" + protocol
 
