@@ -180,11 +180,23 @@ def eval_retrieval(
 def eval_ranking(
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k"),
     out: Path = typer.Option(None, help="Report folder (default: <artifacts>/reports)."),
+    split: str = typer.Option(
+        "both", help="loo (LOO-full), temporal (global time cut, per slice) or both."
+    ),
+    temporal_users: int = typer.Option(
+        0, min=0, help="Subsample the temporal split's test users to this many (0 = all)."
+    ),
 ) -> None:
-    """Every stage on LOO-full: pool recall, ranker AUCs, final feed, diversity, cold start."""
-    from evaluation.ranking_report import run_ranking_report
+    """Every stage on LOO-full and the temporal split: pools, ranker, feed, slices, baselines."""
+    from functools import partial
 
-    _run_report(run_ranking_report, dataset, out, "ranking")
+    from evaluation.ranking_report import SPLITS, run_ranking_report
+
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'; choose one of {SPLITS}")
+    runner = partial(run_ranking_report, splits=split, temporal_users=temporal_users)
+    stem = "ranking" if split == "both" else f"ranking-{split}"
+    _run_report(runner, dataset, out, stem)
 
 
 @train_app.command("retrieval")

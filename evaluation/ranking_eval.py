@@ -99,6 +99,31 @@ class DiversityPoint:
     coverage10: float
 
 
+def feed_pages(
+    scores: list[np.ndarray],
+    data: StagePools,
+    users: Sequence[int],
+    meta,
+    lambda_: float,
+    page_size: int = 10,
+) -> list[list[int]]:
+    """The feed's first page (raw item ids) per request: the ranker's order, then the rules.
+
+    The rules are the MMR diversity rule at `lambda_` (its genre cap included).
+    """
+    from ranking.base import FeedContext, RankedItem
+    from ranking.rules import Diversity, DiversityConfig
+
+    rule = Diversity(meta, DiversityConfig(lambda_=lambda_))
+    pages = []
+    for u, s in zip(users, scores, strict=True):
+        order = np.argsort(-s, kind="stable")
+        ranked = [RankedItem(data.pools[u][i].item_id, float(s[i])) for i in order]
+        out = rule.apply(FeedContext(data.ctxs[u], page_size=page_size), ranked)
+        pages.append([r.item_id for r in out[:page_size]])
+    return pages
+
+
 def diversity_sweep(
     scores: list[np.ndarray],
     data: StagePools,
@@ -110,19 +135,12 @@ def diversity_sweep(
     page_size: int = 10,
 ) -> list[DiversityPoint]:
     """Accuracy and diversity of the top-10 after the MMR rule, for each lambda."""
-    from ranking.base import FeedContext, RankedItem
-    from ranking.rules import Diversity, DiversityConfig
-
     index_of = {int(item): i for i, item in enumerate(split.item_ids)}
     points = []
     for lam in lambdas:
-        rule = Diversity(meta, DiversityConfig(lambda_=lam))
+        pages = feed_pages(scores, data, users, meta, lam, page_size)
         ranks, tops = [], []
-        for u, s in zip(users, scores, strict=True):
-            order = np.argsort(-s, kind="stable")
-            ranked = [RankedItem(data.pools[u][i].item_id, float(s[i])) for i in order]
-            out = rule.apply(FeedContext(data.ctxs[u], page_size=page_size), ranked)
-            ids = [r.item_id for r in out[:page_size]]
+        for u, ids in zip(users, pages, strict=True):
             tops.append([index_of[i] for i in ids])
             ranks.append(ids.index(data.targets[u]) if data.targets[u] in ids else MISS)
         top = np.array(tops)

@@ -4,7 +4,9 @@ Rows: EASE (tuned on validation in the same run), the two-tower model alone
 (retrieval only), the ranker over the merged pool, and the final feed (ranker +
 default re-ranking rules). Sections: the stage table (pool recall, ranker AUC per
 objective), the accuracy/diversity trade-off over the MMR lambda (with a plot),
-and the ml-100k new-user cold-start slice.
+the ml-100k new-user cold-start slice, and the same feed and baselines on the
+global temporal split per slice (warm users, new users, new items; see
+evaluation/temporal_eval.py for the protocol).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from evaluation.ranking_eval import (
 from evaluation.report import Report
 from evaluation.runner import ModelResult
 from evaluation.stage_report import StageData, prepare_stages
+from evaluation.temporal_eval import TemporalResult, flat_metrics, run_temporal, temporal_data
 from evaluation.two_tower_eval import two_tower_result
 from ranking.rules import ItemMeta
+from retrieval.offline import cached_train_on_split
+from retrieval.pipeline import text_vectors
 
 DEFAULT_LAMBDA = 0.85  # ranking/rules default for the feed; see the trade-off section
 
@@ -79,8 +84,88 @@ def _plot_sweep(points: list[DiversityPoint], base: DiversityPoint, path: Path) 
     plt.close(fig)
 
 
-def run_ranking_report(dataset: str, settings: HasDataSources, command: str = "") -> Report:
-    """Every stage measured in one run, so the rows share one split, pool and ranker."""
+SPLITS = ("both", "loo", "temporal")
+
+
+def run_ranking_report(
+    dataset: str,
+    settings: HasDataSources,
+    command: str = "",
+    splits: str = "loo",
+    temporal_users: int = 0,
+) -> Report:
+    """Every stage measured in one run, so the rows share one split, pool and ranker.
+
+    `splits` picks LOO-full, the temporal split or both; `temporal_users` > 0
+    subsamples the temporal split's test users (and its inner training requests).
+    """
+    if splits not in SPLITS:
+        raise ValueError(f"splits must be one of {SPLITS}")
+    if splits == "temporal":
+        return _temporal_only(dataset, settings, command, temporal_users)
+    report = _loo_report(dataset, settings, command)
+    if splits == "both":
+        section, extra = temporal_section(dataset, settings, temporal_users)
+        report.sections.extend(section)
+        report.extra_metrics.update(extra)
+    return report
+
+
+def temporal_section(
+    dataset: str, settings: HasDataSources, max_users: int = 0
+) -> tuple[list[str], dict[str, float]]:
+    """The temporal-split section (heading, table, protocol) and its flat metrics."""
+    result = _temporal_result(dataset, settings, max_users)
+    section = [
+        f"## Temporal split: feed and baselines per slice (`{dataset}`)",
+        result.markdown(DEFAULT_LAMBDA),
+    ]
+    return section, flat_metrics(result)
+
+
+def _temporal_result(dataset: str, settings: HasDataSources, max_users: int) -> TemporalResult:
+    catalog = load_catalog(dataset, settings)
+    text = text_vectors(catalog, settings)
+    data = temporal_data(catalog.events, dataset, max_users=max_users)
+    two_tower = cached_train_on_split(
+        data.split,
+        catalog.items,
+        catalog.users,
+        text,
+        Path(settings.artifacts_dir) / "models",
+        catalog.version,
+    )
+    return run_temporal(catalog, text, data, two_tower.model, DEFAULT_LAMBDA)
+
+
+def _temporal_only(dataset: str, settings: HasDataSources, command: str, max_users: int) -> Report:
+    result = _temporal_result(dataset, settings, max_users)
+    # Rows: the "all" slice; the other columns of the LOO table do not apply (NaN).
+    blank = dict.fromkeys(("mrr@10", "auc", "coverage@10"), float("nan"))
+    rows = [
+        ModelResult(
+            name,
+            result.result_params(name),
+            {"ndcg@10": float("nan")},
+            {**blank, **by_slice["all"]},
+        )
+        for name, by_slice in result.metrics.items()
+    ]
+    return Report(
+        "Stage-by-stage evaluation (temporal split)",
+        dataset,
+        result.data.split.stats,
+        rows,
+        command,
+        sections=[
+            f"## Temporal split: feed and baselines per slice (`{dataset}`)",
+            result.markdown(DEFAULT_LAMBDA),
+        ],
+        extra_metrics=flat_metrics(result),
+    )
+
+
+def _loo_report(dataset: str, settings: HasDataSources, command: str) -> Report:
     with Progress(transient=True) as progress:
         data = prepare_stages(dataset, settings, progress=progress)
         ease = tune_baselines(data.split, data.genres, ["EASE"], progress)[0]
