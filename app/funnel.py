@@ -37,12 +37,12 @@ from ranking.cold_start import (
 )
 from ranking.pipeline import load_ranker
 from ranking.rules import (
+    CTR_PRIOR,
     DEFAULT_LAMBDA,
-    ContentPolicy,
-    Exploration,
     ItemMeta,
     RulePipeline,
     cold_rules,
+    feed_exploration,
     feed_rules,
 )
 from retrieval.base import Candidate, RequestContext
@@ -57,7 +57,6 @@ from retrieval.sources.two_tower import TwoTowerSource
 log = logging.getLogger("marquee.funnel")
 
 RECENT_FOR_REASONS = 50
-CTR_PRIOR = 0.05
 # Sources whose lists depend only on the user's history: computed once per history change
 # and stored (features/candidate_lists.py) instead of on every request.
 HISTORY_SOURCES = ("two_tower", "covisit", "content")
@@ -137,9 +136,7 @@ class Funnel:
         self.trending = trending
         self.covisit = covisit
         self.content = content
-        self.exploration = Exploration(
-            BetaBandit.from_ctr(CTR_PRIOR), new_items=new_items, admit=[ContentPolicy(meta)]
-        )
+        self.exploration = feed_exploration(meta, new_items)
         self._cold_policy = cold_rules(meta)
         self._pipelines: dict[tuple[float, bool], RulePipeline] = {}
         self._pipeline_lock = threading.Lock()
@@ -171,7 +168,9 @@ class Funnel:
         )
         merger = CandidateMerger(
             [two_tower, covisit, content, trending, popularity],
-            MergeConfig(pool_size=POOL_SIZE, quotas=serving_quotas()),
+            MergeConfig(
+                pool_size=POOL_SIZE, quotas=serving_quotas(), timeout_s=settings.source_timeout_s
+            ),
         )
         cold = ColdStartPolicy(
             popularity,

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         "trained on); `auto` = what the bundle recorded (data for a catalog whose events "
         "ended more than 30 days ago).",
     )
+    source_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="A feed request's deadline for its candidate sources; one still running "
+        "then is left out of that page (offline evaluation waits for every source).",
+    )
     bundle_poll_s: float = Field(
         default=30.0, description="How often the service looks for a newer model bundle (0: never)."
     )

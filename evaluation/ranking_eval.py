@@ -26,6 +26,7 @@ from catalog.splits import Split
 from ranking.base import OBJECTIVES
 from ranking.features import ItemTable
 from ranking.ranker import BlendWeights, MultiTaskNet, RankerConfig
+from ranking.rules import Exploration, feed_rules
 from ranking.training import MISS, fit_ranker, labelled, request_scores, target_ranks
 from retrieval.offline_pools import StagePools
 
@@ -106,20 +107,20 @@ def feed_pages(
     meta,
     lambda_: float,
     page_size: int = 10,
+    exploration: Exploration | None = None,
 ) -> list[list[int]]:
-    """The feed's first page (raw item ids) per request: the ranker's order, then the rules.
-
-    The rules are the MMR diversity rule at `lambda_` (its genre cap included).
-    """
+    """The feed's first page (raw item ids) per request: the ranker's order, then the
+    serving rules in their serving order (ranking.rules.feed: filters, freshness at the
+    request's time, MMR diversity at `lambda_`, and `exploration` when given: seeded per
+    user and request time, so a rerun draws the same slots)."""
     from ranking.base import FeedContext, RankedItem
-    from ranking.rules import Diversity, DiversityConfig
 
-    rule = Diversity(meta, DiversityConfig(lambda_=lambda_))
+    rules = feed_rules(meta, lambda_, exploration)
     pages = []
     for u, s in zip(users, scores, strict=True):
         order = np.argsort(-s, kind="stable")
         ranked = [RankedItem(data.pools[u][i].item_id, float(s[i])) for i in order]
-        out = rule.apply(FeedContext(data.ctxs[u], page_size=page_size), ranked)
+        out = rules.run(FeedContext(data.ctxs[u], page_size=page_size), ranked).items
         pages.append([r.item_id for r in out[:page_size]])
     return pages
 
@@ -133,12 +134,13 @@ def diversity_sweep(
     genre_features,
     lambdas: Sequence[float] = LAMBDA_GRID,
     page_size: int = 10,
+    exploration: Exploration | None = None,
 ) -> list[DiversityPoint]:
-    """Accuracy and diversity of the top-10 after the MMR rule, for each lambda."""
+    """Accuracy and diversity of the top-10 after the feed's rules, for each MMR lambda."""
     index_of = {int(item): i for i, item in enumerate(split.item_ids)}
     points = []
     for lam in lambdas:
-        pages = feed_pages(scores, data, users, meta, lam, page_size)
+        pages = feed_pages(scores, data, users, meta, lam, page_size, exploration)
         ranks, tops = [], []
         for u, ids in zip(users, pages, strict=True):
             tops.append([index_of[i] for i in ids])

@@ -33,11 +33,9 @@ from evaluation.runner import ModelResult
 from evaluation.stage_report import StageData, prepare_stages
 from evaluation.temporal_eval import TemporalResult, flat_metrics, run_temporal, temporal_data
 from evaluation.two_tower_eval import two_tower_result
-from ranking.rules import ItemMeta
+from ranking.rules import DEFAULT_LAMBDA, ItemMeta, feed_exploration
 from retrieval.offline import cached_train_on_split
 from retrieval.pipeline import text_vectors
-
-DEFAULT_LAMBDA = 0.85  # ranking/rules default for the feed; see the trade-off section
 
 
 def _pool_recall(data: StageData, stage: str) -> float:
@@ -181,7 +179,9 @@ def _loo_report(dataset: str, settings: HasDataSources, command: str) -> Report:
     )
     valid_sweep, test_sweep = _sweeps(data, outcome)
     feed = next(p for p in test_sweep if math.isclose(p.lambda_, DEFAULT_LAMBDA))
+    explored = _explored_feed(data, outcome)
     rows = [ease, two_tower, _ranker_row(outcome), _feed_row(feed, valid_sweep)]
+    rows.append(_feed_row(explored, valid_sweep, "Feed + exploration (seeded)"))
     cold = evaluate_new_users(load_catalog("ml-100k", settings))
     sections = [
         "## Stages (LOO-full test unless noted)",
@@ -199,6 +199,7 @@ def _loo_report(dataset: str, settings: HasDataSources, command: str) -> Report:
     ]
     extra = {f"Ranker.{k}": v for k, v in outcome.metrics.items()}
     extra.update({f"Feed.{k}": v for k, v in asdict(feed).items()})
+    extra.update({f"FeedExplore.{k}": v for k, v in asdict(explored).items()})
     extra["pool.recall@500"] = _pool_recall(data, "test")
     report = Report(
         "Stage-by-stage evaluation",
@@ -235,6 +236,24 @@ def _sweeps(
     return valid_sweep, test_sweep
 
 
+def _explored_feed(data: StageData, outcome: RankingOutcome) -> DiversityPoint:
+    """The test feed with the serving exploration rule too (prior-only bandit, seeded per
+    user and request time). Its draws come from the ranked pool: brand-new catalog items
+    are left out offline, as no LOO target can be one."""
+    meta = ItemMeta.from_frame(data.catalog.items)
+    users = list(range(len(data.pools["test"].ctxs)))
+    return diversity_sweep(
+        outcome.test_scores,
+        data.pools["test"],
+        users,
+        meta,
+        data.split,
+        data.genres,
+        lambdas=(DEFAULT_LAMBDA,),
+        exploration=feed_exploration(meta, ()),
+    )[0]
+
+
 def _ranker_row(outcome: RankingOutcome) -> ModelResult:
     return ModelResult(
         "Ranker",
@@ -249,10 +268,12 @@ def _ranker_row(outcome: RankingOutcome) -> ModelResult:
     )
 
 
-def _feed_row(feed: DiversityPoint, valid_sweep: list[DiversityPoint]) -> ModelResult:
-    """The served feed: the ranker with the default rules (lambda DEFAULT_LAMBDA)."""
+def _feed_row(
+    feed: DiversityPoint, valid_sweep: list[DiversityPoint], name: str = "Feed (ranker + rules)"
+) -> ModelResult:
+    """The served feed: the ranker with the serving rules (lambda DEFAULT_LAMBDA)."""
     return ModelResult(
-        "Feed (ranker + rules)",
+        name,
         {"lambda": DEFAULT_LAMBDA},
         {"ndcg@10": next(p.ndcg10 for p in valid_sweep if p.lambda_ == DEFAULT_LAMBDA)},
         {

@@ -450,8 +450,9 @@ def temporal_markdown(result: TemporalResult, lambda_: float) -> str:
         "the ranker trains (and the two-tower early-stops) on an inner past-only stage "
         "(each past user's last past event held out from the sources' events, requested at "
         "its own time), like the LOO report's validation stage; baselines are tuned on the "
-        f"same inner stage and refitted on the whole past ({tuned}). Feed = ranker + MMR "
-        f"diversity rule (lambda {lambda_}); ranker epochs {result.ranker_epochs}. ItemKNN "
+        f"same inner stage and refitted on the whole past ({tuned}). Feed = ranker + the "
+        f"serving rules without exploration (ranking/rules/feed.py: filters, freshness at "
+        f"the split time, MMR lambda {lambda_}); ranker epochs {result.ranker_epochs}. ItemKNN "
         "and EASE have no signal for a user without history: their new-user cells are n/a, "
         "and their all / new-items cells include those users' arbitrary (all-zero) lists." + sampled
     )

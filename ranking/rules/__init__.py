@@ -7,7 +7,13 @@ evaluation alike).
 
 from ranking.rules.diversity import Diversity, DiversityConfig
 from ranking.rules.exploration import Exploration, ExplorationConfig
-from ranking.rules.feed import DEFAULT_LAMBDA, cold_rules, feed_rules
+from ranking.rules.feed import (
+    CTR_PRIOR,
+    DEFAULT_LAMBDA,
+    cold_rules,
+    feed_exploration,
+    feed_rules,
+)
 from ranking.rules.freshness import FreshnessBoost, FreshnessConfig
 from ranking.rules.genre_filter import GenreFilter
 from ranking.rules.meta import ItemMeta
@@ -21,6 +27,7 @@ from ranking.rules.policy import (
 from ranking.rules.seen import RemoveSeen
 
 __all__ = [
+    "CTR_PRIOR",
     "DEFAULT_LAMBDA",
     "DEFAULT_PROFILES",
     "ContentPolicy",
@@ -39,5 +46,6 @@ __all__ = [
     "RuleFailed",
     "RulePipeline",
     "cold_rules",
+    "feed_exploration",
     "feed_rules",
 ]

@@ -8,6 +8,9 @@ evaluation both build their pipelines with these functions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ranking.bandit import BetaBandit
 from ranking.rules.diversity import Diversity, DiversityConfig
 from ranking.rules.exploration import Exploration
 from ranking.rules.freshness import FreshnessBoost, FreshnessConfig
@@ -19,6 +22,18 @@ from ranking.rules.seen import RemoveSeen
 
 DEFAULT_LAMBDA = 0.85  # MMR trade-off chosen on validation in the ranking report
 CRITICAL = ("remove_seen", "genre_filter", "content_policy")  # safety: never fail open
+CTR_PRIOR = 0.05  # the bandit's prior click rate for an item it has no impressions of
+
+
+def feed_exploration(
+    meta: ItemMeta, new_items: Iterable[int], bandit: BetaBandit | None = None
+) -> Exploration:
+    """The feed's exploration rule: Thompson draws over under-exposed ranked items and
+    brand-new titles that pass the content policy (a prior-only bandit by default, as
+    in offline evaluation before any impression)."""
+    return Exploration(
+        bandit or BetaBandit.from_ctr(CTR_PRIOR), new_items=new_items, admit=[ContentPolicy(meta)]
+    )
 
 
 def feed_rules(
