@@ -44,6 +44,7 @@ from retrieval.pipeline import latest_bundle
 
 log = logging.getLogger("marquee.service")
 LIVE_REFRESH_S = 1.0
+EVENT_WRITE_TIMEOUT_S = 2.0
 __all__ = ["Feed", "Service", "Unavailable", "compose_state", "redis_client"]
 
 
@@ -67,6 +68,13 @@ def redis_client(url: str, timeout_s: float = 0.25) -> redis.Redis:
     return redis.Redis.from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
     )
+
+
+def with_timeout(client: redis.Redis, timeout_s: float) -> redis.Redis:
+    """A client to the same server with another socket timeout (its own pool)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": timeout_s}
+    return redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
 
 
 class Service:
@@ -98,7 +106,9 @@ class Service:
             prefix = settings.redis_prefix
             self.store = RedisFeatureStore(client, prefix)
             self.nearline = RedisNearline(client, prefix)
-            self.events = RedisEventLog(client, prefix)
+            # Writes get longer than the read path's timeout: a batch of 500 events is one
+            # script, and a client told "503" for a batch that was stored only retries it.
+            self.events = RedisEventLog(with_timeout(client, EVENT_WRITE_TIMEOUT_S), prefix)
         self.item_ids = set(catalog.items["item_id"].tolist())
         self.max_catalog_user = int(catalog.events["user_id"].max())
         self.metrics = Metrics(self.freshness)

@@ -51,13 +51,19 @@ BATCH = 500  # events per POST (the API's maximum)
 
 
 def call(port: int, method: str, path: str, body: dict | None = None) -> dict:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(method, path, body=json.dumps(body) if body else None, headers=HEADERS)
-    response = conn.getresponse()
-    data = json.loads(response.read())
-    if response.status >= 300:
-        raise SystemExit(f"{method} {path}: {response.status} {data}")
-    return data
+    """One API call; a 503 is retried as a client would (events carry idempotency keys)."""
+    for attempt in range(4):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request(method, path, body=json.dumps(body) if body else None, headers=HEADERS)
+        response = conn.getresponse()
+        data = json.loads(response.read())
+        if response.status == 503 and attempt < 3:
+            time.sleep(0.5 * (attempt + 1))
+            continue
+        if response.status >= 300:
+            raise SystemExit(f"{method} {path}: {response.status} {data}")
+        return data
+    raise AssertionError("unreachable")
 
 
 # the bundle ---------------------------------------------------------------------------
