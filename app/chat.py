@@ -21,9 +21,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 
-from app.chat_fusion import add_ranks, filters_of, page_cards, pooled_candidates, rerank_inputs
+from app.chat_fusion import (
+    add_ranks,
+    catalog_years,
+    filters_of,
+    page_cards,
+    pooled_candidates,
+    rerank_inputs,
+    shown_years,
+)
 from app.chat_sessions import SessionStore
 from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
 from app.grounding import item_facts
@@ -102,18 +109,6 @@ class _Turn:
         }
 
 
-def catalog_years(years) -> tuple[int, int] | None:
-    """The first and last release year that has films (None: no years known)."""
-    known = pd.to_numeric(pd.Series(years), errors="coerce").dropna()
-    return (int(known.min()), int(known.max())) if len(known) else None
-
-
-def shown_years(search: TextSearch, items: Sequence[int]) -> list[int]:
-    """The release years of a page's items, where known."""
-    years = (search.years[search.row_of[i]] for i in items if i in search.row_of)
-    return [int(y) for y in years if not np.isnan(y)]
-
-
 class Chat:
     def __init__(
         self,
@@ -184,16 +179,10 @@ class Chat:
     ) -> tuple[RetrievalQuery, str | None]:
         """The query for this turn and the prompt ref of an accepted LLM proposal (or None).
         `prompts`: where the intent prompt comes from (a variant's pins; default live);
-        `shown_years`: release years of the page the user was just shown ("older" is
-        older than that page)."""
+        `shown_years`: release years of the page just shown ("older" than that page)."""
+        era = {"catalog_years": self.catalog_years, "shown_years": shown_years}
         base = parse_intent(
-            message,
-            self.genres,
-            self.titles,
-            previous,
-            today=today(self.clock),
-            catalog_years=self.catalog_years,
-            shown_years=shown_years,
+            message, self.genres, self.titles, previous, today=today(self.clock), **era
         )
         proposal = None
         if use_llm and self.intent_model is not None:
@@ -240,11 +229,8 @@ class Chat:
     def candidates(
         self, funnel: Funnel, user: UserState, query: RetrievalQuery, now: int | None = None
     ) -> list[RankedItem]:
-        """Request hits and the user's taste inside the same constraints, then the ranker.
-
-        The ranker sees each candidate with the feed's features: its rank in every one of
-        the funnel's sources (history-dependent and trending/popularity alike), run for
-        this request as the feed runs them."""
+        """Request hits and the user's taste inside the same constraints, then the ranker,
+        which sees each candidate's rank in every funnel source, run as the feed runs them."""
         fused, sources = self.request_ranking(funnel, query)
         now = int(self.clock.now()) if now is None else now
         request = RequestContext(

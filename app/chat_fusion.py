@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from app.funnel import Funnel
 from llm.explain import template
 from llm.intent import RetrievalQuery
 from ranking.base import RankedItem
 from retrieval.merge import Pool, RankedIds, SourceList
-from retrieval.text_search import RRF_K, Filters
+from retrieval.text_search import RRF_K, Filters, TextSearch
 
 RERANK_HISTORY = 15  # watched titles the re-rank prompt sees
 
@@ -65,6 +66,18 @@ def pooled_candidates(order: Sequence[int], lists: Mapping[str, SourceList]) -> 
             if r is not None and ranks[r, col] < 0:
                 ranks[r, col], scores[r, col] = rank, score
     return Pool(names, item_ids, ranks, scores)
+
+
+def catalog_years(years) -> tuple[int, int] | None:
+    """The first and last release year that has films (None: no years known)."""
+    known = pd.to_numeric(pd.Series(years), errors="coerce").dropna()
+    return (int(known.min()), int(known.max())) if len(known) else None
+
+
+def shown_years(search: TextSearch, items: Sequence[int]) -> list[int]:
+    """The release years of a page's items, where known."""
+    years = (search.years[search.row_of[i]] for i in items if i in search.row_of)
+    return [int(y) for y in years if not np.isnan(y)]
 
 
 def page_cards(funnel: Funnel, page: Sequence[RankedItem], facts: Sequence) -> list[dict]:
