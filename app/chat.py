@@ -22,10 +22,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from app.chat_fusion import add_ranks, filters_of, page_cards, pooled_candidates, rerank_inputs
+from app.chat_fusion import (
+    add_ranks,
+    catalog_years,
+    filters_of,
+    page_cards,
+    pooled_candidates,
+    rerank_inputs,
+    shown_years,
+)
 from app.chat_sessions import SessionStore
 from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
 from app.grounding import item_facts
+from catalog.clock import Clock, WallClock, today
 from catalog.search import TitleIndex
 from llm.client import Budget, LLMClient, LLMError
 from llm.explain import TitleGuard, phrase
@@ -108,15 +117,19 @@ class Chat:
         sessions: SessionStore,
         llm: ChatLLM | None = None,
         reranker: LLMReranker | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """`reranker` is the default LLM re-rank (its weight is 0 where it is measured not
-        to help, which skips it); a request may bring its own (an experiment variant)."""
+        to help, which skips it); a request may bring its own (an experiment variant).
+        `clock` gives every request its time (default: the wall clock)."""
         self.search = search
+        self.clock = clock or WallClock()
         self.titles = titles
         self.sessions = sessions
         self.llm = llm
         self.reranker = reranker
         self.genres = sorted({g for gs in search.items["genres"] for g in gs})
+        self.catalog_years = catalog_years(search.items["year"])
         self.intent_model = IntentModel(llm.client, llm.prompts) if llm else None
         self.guard = TitleGuard(search.items["title"].tolist())
         self.prefer_weight = PREFER_WEIGHT
@@ -162,10 +175,15 @@ class Chat:
         budget: Budget | None = None,
         use_llm: bool = True,
         prompts: PromptSource | None = None,
+        shown_years: Sequence[int] = (),
     ) -> tuple[RetrievalQuery, str | None]:
         """The query for this turn and the prompt ref of an accepted LLM proposal (or None).
-        `prompts`: where the intent prompt comes from (a variant's pins; default live)."""
-        base = parse_intent(message, self.genres, self.titles, previous)
+        `prompts`: where the intent prompt comes from (a variant's pins; default live);
+        `shown_years`: release years of the page just shown ("older" than that page)."""
+        era = {"catalog_years": self.catalog_years, "shown_years": shown_years}
+        base = parse_intent(
+            message, self.genres, self.titles, previous, today=today(self.clock), **era
+        )
         proposal = None
         if use_llm and self.intent_model is not None:
             step = budget.sub(INTENT_BUDGET_MS) if budget is not None else None
@@ -211,14 +229,15 @@ class Chat:
     def candidates(
         self, funnel: Funnel, user: UserState, query: RetrievalQuery, now: int | None = None
     ) -> list[RankedItem]:
-        """Request hits and the user's taste inside the same constraints, then the ranker."""
+        """Request hits and the user's taste inside the same constraints, then the ranker,
+        which sees each candidate's rank in every funnel source, run as the feed runs them."""
         fused, sources = self.request_ranking(funnel, query)
-        now = int(time.time()) if now is None else now
+        now = int(self.clock.now()) if now is None else now
         request = RequestContext(
             user.user_id, user.history, now, user.demographics, user.disliked, user.history_times
         )
         personal = len(user.history) > 0 and funnel.cold_start.needs_full_pipeline(request)
-        lists = funnel.history_lists(user, now) if personal else {}
+        lists = funnel.merger.gather(request).lists if personal else {}
         if lists:
             scope = set(self.search.item_ids[self.search.mask(filters_of(query))].tolist())
             taste = [c.item_id for c in lists.get("two_tower", []) if c.item_id in scope]
@@ -234,16 +253,12 @@ class Chat:
 
     def page(self, funnel: Funnel, user: UserState, query: RetrievalQuery, size: int):
         """The candidates ranked and through the rules: the items a reply may show."""
+        now = int(self.clock.now())
         request = RequestContext(
-            user.user_id,
-            user.history,
-            int(time.time()),
-            user.demographics,
-            user.disliked,
-            user.history_times,
+            user.user_id, user.history, now, user.demographics, user.disliked, user.history_times
         )
         ctx = FeedContext(request=request, page_size=size)
-        return self.rules(funnel).apply(ctx, self.candidates(funnel, user, query))[:size]
+        return self.rules(funnel).apply(ctx, self.candidates(funnel, user, query, now))[:size]
 
     # the reply ----------------------------------------------------------------------------
 
@@ -335,7 +350,7 @@ class Chat:
         reranker: LLMReranker | None,
     ) -> tuple[RetrievalQuery, list[RankedItem]]:
         """This turn's query (refining the session's last one) and the page it shows; the
-        session keeps the new query for the next turn."""
+        session keeps the new query and the page's release years for the next turn."""
         session = self.sessions.load(session_id)
         previous = RetrievalQuery(**session["query"]) if session.get("query") else None
         query, intent_ref = self.understand(
@@ -344,6 +359,7 @@ class Chat:
             turn.budget,
             turn.llm is not None,
             turn.llm.prompts if turn.llm else None,
+            session.get("shown_years", ()) if previous is not None else (),
         )
         if intent_ref:
             turn.prompts["intent"] = intent_ref
@@ -358,7 +374,8 @@ class Chat:
             turn.prompts["rerank"] = rerank_ref
         page = page[:k]
         turn.lap("llm_rerank", t)
-        self.sessions.save(session_id, {"query": query.model_dump()})
+        shown = shown_years(self.search, [r.item_id for r in page])
+        self.sessions.save(session_id, {"query": query.model_dump(), "shown_years": shown})
         return query, page
 
     def prompt_inputs(self, name: str, funnel: Funnel, user: UserState, message: str) -> dict:

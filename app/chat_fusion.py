@@ -6,16 +6,17 @@ share them, and each is testable without a model or an LLM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from app.funnel import Funnel
 from llm.explain import template
 from llm.intent import RetrievalQuery
 from ranking.base import RankedItem
-from retrieval.merge import PooledCandidate
-from retrieval.text_search import RRF_K, Filters
+from retrieval.merge import Pool, RankedIds, SourceList
+from retrieval.text_search import RRF_K, Filters, TextSearch
 
 RERANK_HISTORY = 15  # watched titles the re-rank prompt sees
 
@@ -44,25 +45,39 @@ def add_ranks(
         sources.setdefault(item, set()).add(source)
 
 
-def pooled_candidates(order: Sequence[int], lists: dict) -> list[PooledCandidate]:
-    """Chat candidates as the ranker sees feed candidates: membership and rank in the
-    history-dependent sources (two-tower, co-visitation, content) where they have them."""
-    ranks = {
-        name: {c.item_id: (r, c.score) for r, c in enumerate(cands)}
-        for name, cands in lists.items()
-    }
-    out = []
-    for item in order:
-        found = {name: hit for name, table in ranks.items() if (hit := table.get(item))}
-        out.append(
-            PooledCandidate(
-                item,
-                tuple(found),
-                {n: float(s) for n, (_, s) in found.items()},
-                {n: int(r) for n, (r, _) in found.items()},
-            )
-        )
-    return out
+def pooled_candidates(order: Sequence[int], lists: Mapping[str, SourceList]) -> Pool:
+    """Chat candidates as the ranker sees feed candidates: for every source the funnel ran
+    (two-tower, co-visitation, content, trending, popularity), the item's rank and score
+    in that source's list, its best one where the list repeats it, as the feed's merge
+    gives them; -1 where the source did not return it."""
+    names = tuple(lists)
+    item_ids = np.asarray(list(order), dtype=np.int64)
+    ranks = np.full((len(item_ids), len(names)), -1, dtype=np.int32)
+    scores = np.zeros((len(item_ids), len(names)), dtype=np.float32)
+    row = {int(item): r for r, item in enumerate(item_ids.tolist())}
+    for col, name in enumerate(names):
+        cands = lists[name]
+        if isinstance(cands, RankedIds):
+            pairs = zip(cands.ids.tolist(), cands.scores.tolist(), strict=True)
+        else:
+            pairs = ((c.item_id, c.score) for c in cands)
+        for rank, (item, score) in enumerate(pairs):
+            r = row.get(int(item))
+            if r is not None and ranks[r, col] < 0:
+                ranks[r, col], scores[r, col] = rank, score
+    return Pool(names, item_ids, ranks, scores)
+
+
+def catalog_years(years) -> tuple[int, int] | None:
+    """The first and last release year that has films (None: no years known)."""
+    known = pd.to_numeric(pd.Series(years), errors="coerce").dropna()
+    return (int(known.min()), int(known.max())) if len(known) else None
+
+
+def shown_years(search: TextSearch, items: Sequence[int]) -> list[int]:
+    """The release years of a page's items, where known."""
+    years = (search.years[search.row_of[i]] for i in items if i in search.row_of)
+    return [int(y) for y in years if not np.isnan(y)]
 
 
 def page_cards(funnel: Funnel, page: Sequence[RankedItem], facts: Sequence) -> list[dict]:

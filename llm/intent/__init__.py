@@ -19,12 +19,15 @@ Rules a reader would otherwise have to reverse-engineer:
   "violence"/"brutal" exclude Horror and War, the genres that are violent by design
   (Action/Crime/Thriller stay: people who ask for "a thriller, not too violent" still
   want the thriller). Positively, "gory" means Horror; "violent" is only a mood term.
-- Eras: "classic"/"vintage"/"old-school"/"golden age" -> year_max 1979; "old"/"older"
-  with nothing to compare to -> year_max = this year - 20; "recent"/"latest"/"new
-  movies" -> year_min = this year - 5. A bare "new" is ignored ("New York", "something
-  new" meaning unseen). "from 1999"/"in 2004" mean exactly that year. Two-digit
-  decades "00s".."20s" are 2000s-2020s, "30s".."90s" the 1900s; "early"/"mid"/"late"
-  take 4-year slices of the decade.
+- Eras are relative to the catalog, not the calendar (MovieLens ends in 2018):
+  "recent"/"latest"/"newest"/"new movies" -> year_min = the catalog's last year - 2;
+  "old"/"older" with nothing to compare to -> year_max = its last year - 20;
+  "classic"/"vintage"/"old-school"/"golden age" -> year_max 1979 (or the catalog's
+  first 20 years, where it has nothing that old). "this year"/"last year" read the
+  caller's date. A bare "new" is ignored ("New York", "something new" meaning unseen).
+  "from 1999"/"in 2004" mean exactly that year. Two-digit decades "00s".."20s" are
+  2000s-2020s, "30s".."90s" the 1900s; "early"/"mid"/"late" take 4-year slices of the
+  decade.
 - Runtime: "short"/"a quick watch" -> 100 minutes; "not too long" -> 120.
 - A title is read only after a trigger ("like", "similar to", "in the style of", ...;
   not "I'd like"), from the longest phrase up to a clause boundary, shrinking from the
@@ -49,10 +52,12 @@ Rules a reader would otherwise have to reverse-engineer:
 - Follow-ups (``previous`` given): constraints the message does not touch are kept;
   explicit new ones override. New genres/moods replace the old ones unless the message
   adds ("also", "too", "more", "funnier", ...); exclusions accumulate; a new include
-  lifts an old exclusion. "older"/"newer" shift the previous year window by its own
-  width; "shorter" takes 20 minutes off the previous cap (100 if there was none);
-  "longer" drops the cap. A follow-up with no content words of its own ("something
-  older", "more like that") keeps the previous text.
+  lifts an old exclusion. "older"/"less recent" after a page cap the years below the
+  shown page's median year (and below the previous window's start); "newer"/"more
+  recent" start above it; a previous window with both ends ("90s") shifts by its own
+  width instead ("80s", "00s"); "shorter" takes 20 minutes off the previous cap (100
+  if there was none); "longer" drops the cap. A follow-up with no content words of its
+  own ("something older", "more like that") keeps the previous text.
 
 Modules: `query` (the RetrievalQuery contract), `lexicon` (+ lexicon.yaml: the words),
 `patterns` (regexes, the lexicon compiled per catalog), `scan` (consumption state),

@@ -5,7 +5,10 @@ Part of the intent parser; the rules are in the package docstring (llm/intent).
 
 from __future__ import annotations
 
+import math
 import re
+import statistics
+from dataclasses import dataclass
 from datetime import date
 
 from llm.intent.lexicon import (
@@ -43,11 +46,12 @@ from llm.intent.patterns import (
     _Lexicon,
 )
 from llm.intent.query import (
+    CLASSIC_SPAN,
     CLASSIC_YEAR_MAX,
     MAX_COUNT,
     NOT_TOO_LONG_RUNTIME,
     OLD_YEARS_AGO,
-    RECENT_YEARS,
+    RECENT_WINDOW,
     SHORT_RUNTIME,
     SHORTER_FLOOR,
     SHORTER_STEP,
@@ -130,31 +134,71 @@ def _period(text: str) -> tuple[int, int] | None:
     return start, start + 9
 
 
+@dataclass(frozen=True)
+class Era:
+    """What relative time words are measured against: the catalog's first and last
+    release years, the release years of the page the user was just shown (a follow-up),
+    and the caller's date (only "this year"/"last year" read it)."""
+
+    first: int
+    last: int
+    today: date
+    shown: tuple[int, ...] = ()
+
+    def median(self) -> float | None:
+        return float(statistics.median(self.shown)) if self.shown else None
+
+
 def _previous_years(previous: RetrievalQuery | None) -> tuple[int | None, int | None]:
     return (previous.year_min, previous.year_max) if previous else (None, None)
 
 
-def _older(previous: RetrievalQuery | None, today: date) -> tuple[int | None, int | None]:
+def _older(previous: RetrievalQuery | None, era: Era) -> tuple[int | None, int | None]:
+    """Older than what was shown: the cap goes below the shown page's median year (and
+    below the previous window's start); a window with both ends shifts back by its own
+    width ("90s" -> "80s"). Nothing shown and no window: older than the recent years."""
     low, high = _previous_years(previous)
+    median = era.median()
+    caps = [] if median is None else [math.ceil(median) - 1]
+    start = None
     if low is not None and high is not None:
-        return low - (high - low + 1), low - 1
-    if low is not None:
-        return None, low - 1
-    if high is not None:
-        return None, high - 10
-    return None, today.year - OLD_YEARS_AGO
+        start = low - (high - low + 1)
+        caps.append(low - 1)
+    elif low is not None:
+        caps.append(low - 1)
+    elif high is not None:
+        caps.append(high - 10)
+    if not caps:
+        return None, era.last - OLD_YEARS_AGO
+    cap = max(min(caps), era.first)  # nothing is older than the catalog's first year
+    return (start if start is not None and start <= cap else None), cap
 
 
-def _newer(previous: RetrievalQuery | None, today: date) -> tuple[int | None, int | None]:
+def _newer(previous: RetrievalQuery | None, era: Era) -> tuple[int | None, int | None]:
+    """Newer than what was shown: the floor goes above the shown page's median year; a
+    window with both ends shifts forward by its own width ("90s" -> "00s"). Nothing shown
+    and no window: the catalog's recent years."""
     low, high = _previous_years(previous)
-    if high is not None:
-        width = high - low + 1 if low is not None else None
-        start = min(high + 1, today.year)
-        end = high + width if width is not None else None
-        return start, (end if end is not None and end < today.year else None)
-    if low is not None:
-        return min(low + 10, today.year), None
-    return today.year - RECENT_YEARS, None
+    median = era.median()
+    if low is not None and high is not None:
+        start, end = high + 1, high + (high - low + 1)
+    elif median is not None:
+        start, end = math.floor(median) + 1, None
+    elif high is not None:
+        start, end = high + 1, None
+    elif low is not None:
+        start, end = low + 10, None
+    else:
+        start, end = era.last - RECENT_WINDOW, None
+    start = min(start, era.last)  # nothing is newer than the catalog's last year
+    return start, (end if end is not None and end < era.last else None)
+
+
+def _classic(era: Era) -> tuple[int | None, int | None]:
+    """An absolute era, unless the catalog has nothing that old: then its first years."""
+    if era.first > CLASSIC_YEAR_MAX:
+        return None, era.first + CLASSIC_SPAN
+    return None, CLASSIC_YEAR_MAX
 
 
 def _bound(op: str, period: tuple[int, int]) -> tuple[int | None, int | None]:
@@ -168,9 +212,7 @@ def _bound(op: str, period: tuple[int, int]) -> tuple[int | None, int | None]:
     return period[1] + 1, None  # after, post, newer than, later than
 
 
-def _extract_years(
-    scan: _Scan, found: _Found, today: date, previous: RetrievalQuery | None
-) -> None:
+def _extract_years(scan: _Scan, found: _Found, era: Era, previous: RetrievalQuery | None) -> None:
     for match in scan.matches(_YEAR_RANGE):
         first = _period(match.group("a") or match.group("c"))
         last = _period(match.group("b") or match.group("d"))
@@ -192,14 +234,14 @@ def _extract_years(
             scan.consume(match.start(), match.end())
             found.years.append(period)
     for match in scan.matches(_THIS_YEAR):
-        year = today.year - (match.group("which").lower() == "last")
+        year = era.today.year - (match.group("which").lower() == "last")
         scan.consume(match.start(), match.end())
         found.years.append((year, year))
     relative = (
-        (_CLASSIC, lambda: (None, CLASSIC_YEAR_MAX)),
-        (_OLDER, lambda: _older(previous, today)),
-        (_NEWER, lambda: _newer(previous, today)),
-        (_RECENT, lambda: (today.year - RECENT_YEARS, None)),
+        (_CLASSIC, lambda: _classic(era)),
+        (_OLDER, lambda: _older(previous, era)),
+        (_NEWER, lambda: _newer(previous, era)),
+        (_RECENT, lambda: (era.last - RECENT_WINDOW, None)),
     )
     for pattern, window in relative:
         for match in scan.matches(pattern):

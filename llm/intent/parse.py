@@ -11,6 +11,7 @@ from datetime import date
 
 from catalog.search import TitleIndex
 from llm.intent.constraints import (
+    Era,
     _extract_count,
     _extract_language,
     _extract_runtime,
@@ -26,7 +27,7 @@ from llm.intent.patterns import (
     _Lexicon,
     _lexicon,
 )
-from llm.intent.query import RetrievalQuery
+from llm.intent.query import YEAR_FLOOR, RetrievalQuery
 from llm.intent.scan import _CUT, _Found, _Scan
 from llm.intent.titles import _extract_titles
 
@@ -165,26 +166,36 @@ def parse_intent(
     previous: RetrievalQuery | None = None,
     *,
     today: date | None = None,
+    catalog_years: tuple[int, int] | None = None,
+    shown_years: Sequence[int] = (),
 ) -> RetrievalQuery:
     """Read a chat message into a query; ``previous`` makes it a follow-up to that query.
 
     ``genres`` is the catalog's vocabulary: only those names are ever emitted, so the
     same parser serves MovieLens, TMDB or any other genre list. Without ``titles``,
-    "like <title>" is left in the text. ``today`` pins "recent"/"older" for tests.
-    An empty message is an error, or a no-op follow-up (a copy of ``previous``).
+    "like <title>" is left in the text. An empty message is an error, or a no-op
+    follow-up (a copy of ``previous``).
+
+    Relative time words are measured against the catalog, not the calendar:
+    ``catalog_years`` is its (first, last) release year ("recent" = its last years) and
+    ``shown_years`` the release years of the page the user was just shown ("older" =
+    older than that page). Without ``catalog_years`` the catalog is taken to run up to
+    ``today``. ``today`` (default: the calendar's) is read by "this year"/"last year".
     """
     if not message.strip():
         if previous is None:
             raise ValueError("cannot parse an empty message")
         return previous.model_copy()
     today = today or date.today()
+    first, last = catalog_years or (YEAR_FLOOR, today.year)
+    era = Era(int(first), int(last), today, tuple(int(y) for y in shown_years))
     lexicon = _lexicon(tuple(genres))
     scan = _Scan(message.replace("\u2019", "'").replace("\u2018", "'"))
     found = _Found()
     if titles is not None:
         _extract_titles(scan, titles, lexicon, found)
     _extract_runtime(scan, found, previous)
-    _extract_years(scan, found, today, previous)
+    _extract_years(scan, found, era, previous)
     _extract_count(scan, lexicon, found)
     _extract_language(scan, found)
     _extract_negations(scan, lexicon, found)

@@ -12,8 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 YEAR_FLOOR, YEAR_CEILING = 1870, 2100
 CLASSIC_YEAR_MAX = 1979
+# Relative eras count back from the catalog's last release year, not from the calendar
+# (MovieLens ends in 2018). RECENT_WINDOW: "recent" = the last year and the two before
+# it, which gives a full page of comedies on ml-latest-small (2016-2018: 148) and ml-100k
+# (1996-1998: 184); OLD_YEARS_AGO: "older" with nothing shown to compare to.
+RECENT_WINDOW = 2
 OLD_YEARS_AGO = 20
-RECENT_YEARS = 5
+CLASSIC_SPAN = 20  # a catalog with nothing up to CLASSIC_YEAR_MAX: its first years
 SHORT_RUNTIME = 100
 NOT_TOO_LONG_RUNTIME = 120
 SHORTER_STEP, SHORTER_FLOOR = 20, 30
