@@ -18,6 +18,7 @@ from app.chat import Chat, ChatLLM, ChatVariant, SessionStore
 from app.experiments import VariantConfig
 from app.metrics import Metrics
 from app.settings import Settings
+from catalog.clock import Clock
 from catalog.search import TitleIndex
 from catalog.tables import Catalog
 from llm.client import LLMError, client_from_settings
@@ -41,11 +42,14 @@ class LLMParts:
         client: redis.Redis | None,
         metrics: Metrics,
         variants: Mapping[str, VariantConfig],
+        clock: Clock | None = None,
     ) -> None:
-        """Fails (PromptError) on a broken prompt or a variant pinning a missing version:
+        """`clock`: the service's, for chat's request times and "this year".
+        Fails (PromptError) on a broken prompt or a variant pinning a missing version:
         a deploy must fail at start-up, not at the first chat of that variant."""
         self.settings = settings
         self.catalog = catalog
+        self.clock = clock
         self.redis = client
         self.metrics = metrics
         self.prompts = PromptRegistry(settings.prompts_dir)
@@ -115,7 +119,7 @@ class LLMParts:
                     explain=self.settings.llm_explain,
                     budget_ms=self.settings.chat_budget_ms,
                 )
-                self._chat = Chat(search, titles, sessions, llm, default_reranker)
+                self._chat = Chat(search, titles, sessions, llm, default_reranker, clock=self.clock)
             return self._chat
 
     def warm(self, titles: TitleIndex) -> None:

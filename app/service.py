@@ -123,7 +123,13 @@ class Service:
         )
         self.breaker = self.reader.breaker
         self.llm_parts = LLMParts(
-            settings, catalog, self.item_ids, client, self.metrics, self.assigner.variants
+            settings,
+            catalog,
+            self.item_ids,
+            client,
+            self.metrics,
+            self.assigner.variants,
+            self.clock,
         )
         self.prompts = self.llm_parts.prompts
         self.llm = self.llm_parts.client

@@ -125,7 +125,9 @@ def compose_state(
             np.array([e.timestamp for e in engaged], dtype=np.int64),
         ]
     )
-    order = np.argsort(times, kind="stable")
+    # (time, item id): the batch history's order, and one that does not depend on the
+    # order a store returns same-second events in (MovieLens rates many per second).
+    order = np.lexsort((items, times))
     items, times = items[order], times[order]
     _, last_rev = np.unique(items[::-1], return_index=True)
     keep = np.sort(len(items) - 1 - last_rev)

@@ -35,6 +35,10 @@ APPLIED_TTL_S = 7 * 24 * 3600
 MAX_USERS_IN_PROCESS = 100_000  # least recently active users' recent events are dropped
 MAX_APPLIED_IDS = 2_000_000  # applied event ids kept (each also expires after APPLIED_TTL_S)
 TREND_HOURS = 24
+# A Redis trend bucket lives this long after its last write. Relative, not "its hour plus a
+# day" on Redis's wall clock: on the data clock (a historical catalog) event hours are
+# years old, and an absolute expiry would delete each bucket as it is written.
+TREND_TTL_S = 2 * 86_400
 TREND_WEIGHTS: dict[str, float] = {
     EventType.CLICK: 1.0,
     EventType.WATCH: 1.0,
@@ -102,6 +106,7 @@ _APPLY_LUA = """
 local root = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local keep = tonumber(ARGV[3])
+local trend_ttl = TREND_TTL_S
 -- Every key's type is checked before the first write: a script that fails halfway keeps
 -- its earlier writes (Redis does not roll scripts back), and an event marked applied
 -- whose counts were never written would be lost for good when the worker retries.
@@ -134,7 +139,7 @@ for i = 5, #ARGV, 7 do
       local hour = math.floor(tonumber(ts) / 3600)
       local trend = root .. ':trend:' .. hour
       redis.call('ZINCRBY', trend, weight, item)
-      redis.call('EXPIREAT', trend, (hour + 1) * 3600 + 86400)
+      redis.call('EXPIRE', trend, trend_ttl)
     end
     applied = applied + 1
   end
@@ -143,7 +148,7 @@ if applied > 0 then
   redis.call('HSET', root .. ':updated', 'user_short', ARGV[4], 'item_dynamic', ARGV[4])
 end
 return applied
-"""
+""".replace("TREND_TTL_S", str(TREND_TTL_S))
 
 
 def _parse_recent(member: bytes, score: float) -> RecentEvent:
