@@ -27,7 +27,7 @@ from retrieval.offline_pools import (
     stage_targets,
 )
 from retrieval.pipeline import text_vectors
-from retrieval.quotas import QUOTA_PRESETS
+from retrieval.quotas import QUOTA_PRESETS, SERVING_PRESET
 from retrieval.training import TrainResult
 
 
@@ -53,7 +53,7 @@ def _ratings(catalog: Catalog, split: Split, stage_name: str) -> np.ndarray:
 def prepare_stages(
     dataset: str,
     settings: HasDataSources,
-    preset: str = "balanced",
+    preset: str = SERVING_PRESET,
     progress: Progress | None = None,
 ) -> StageData:
     catalog = load_catalog(dataset, settings)

@@ -49,7 +49,7 @@ from retrieval.offline_pools import (
     stage_pools,
     stage_targets,
 )
-from retrieval.quotas import QUOTA_PRESETS
+from retrieval.quotas import QUOTA_PRESETS, SERVING_PRESET
 
 SLICES = ("all", "warm_users", "new_users", "new_items")
 K = 10
@@ -347,7 +347,7 @@ def run_temporal(
     baselines: Sequence[str] = tuple(TEMPORAL_BASELINES),
     baseline_grids: dict[str, list[dict[str, Any]]] | None = None,
     ranker_config: RankerConfig | None = None,
-    preset: str = "balanced",
+    preset: str = SERVING_PRESET,
     seed: int = 42,
 ) -> TemporalResult:
     """Feed (pools -> ranker -> rules), ranker alone and baselines, per slice."""
