@@ -215,6 +215,8 @@ def test_the_ui_is_mounted_at_ui_and_survives_a_missing_prompt_lab(
 ) -> None:
     page = api.get("/ui/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert api.get("/ui/config").status_code == 401  # sign-in first
+    assert api.post("/ui/login", data={"username": "demo", "password": "demo"}).status_code == 200
     config = api.get("/ui/config").json()
     labels = {c["props"].get("label") for c in config["components"]}
     assert {"Chat", "Feed", "Prompt lab"} <= labels
