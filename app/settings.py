@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     )
     rate_events: str = Field(default="1200/minute", description="Event batches per key or user.")
     rate_default: str = Field(default="6000/minute", description="Other /v1 requests per key.")
+    rate_login: str = Field(
+        default="10/minute", description="UI sign-in attempts per account name (guessing)."
+    )
     llm_turns_per_user_day: int = Field(
         default=200,
         ge=0,

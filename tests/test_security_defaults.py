@@ -125,3 +125,21 @@ def test_a_draft_cannot_name_any_model(api_service) -> None:
 
     with pytest.raises(lab.LabError, match="not allowed"):
         lab.client_of(api_service, "openai/gpt-4o")
+
+
+def test_password_guessing_meets_the_login_budget(api_service) -> None:
+    from fastapi.testclient import TestClient
+
+    from ui.server import create_app
+
+    prefix = f"{api_service.settings.redis_prefix}-login"
+    settings = api_service.settings.model_copy(
+        update={"rate_login": "3/minute", "redis_prefix": prefix}
+    )
+    with TestClient(create_app(api_service, settings)) as client:
+        wrong = {"username": "demo", "password": "guess"}
+        assert [client.post("/ui/login", data=wrong).status_code for _ in range(3)] == [400] * 3
+        right = {"username": "demo", "password": "demo"}
+        assert client.post("/ui/login", data=right).status_code == 400  # over budget
+        other = {"username": "admin", "password": "admin"}
+        assert client.post("/ui/login", data=other).status_code == 200  # per name

@@ -394,6 +394,13 @@ def mount_ui(app: FastAPI, path: str = "/ui") -> FastAPI:
             raise h.UIError("You are sending messages too fast; wait a minute and try again.")
         return limits.llm_turn(f"user:{user_id}")
 
+    def sign_in(username: str, password: str) -> bool:
+        """Gradio's auth hook; password guessing meets the login budget per name."""
+        if limits.check("login", f"login:{username[:64]}") is not None:
+            log.warning("sign-in attempts over budget for %r", username[:64])
+            return False
+        return users.verify(username, password)
+
     blocks = build_ui(get_service, users.get, spend_llm)
     blocks.queue(default_concurrency_limit=CONCURRENCY)
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
@@ -401,7 +408,7 @@ def mount_ui(app: FastAPI, path: str = "/ui") -> FastAPI:
         app,
         blocks,
         path=path,
-        auth=users.verify,
+        auth=sign_in,
         auth_message="Sign in to see your feed"
         + (" (development accounts: demo/demo, admin/admin)." if users.dev else "."),
         theme=theme,

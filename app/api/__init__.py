@@ -84,6 +84,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
         "chat": settings.rate_chat,
         "events": settings.rate_events,
         "default": settings.rate_default,
+        "login": settings.rate_login,
     }
     app.state.limits = RateLimits(
         budgets, settings.llm_turns_per_user_day, settings.redis_url, settings.redis_prefix

@@ -16,7 +16,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger("marquee.security")
-BUCKETS = ("chat", "events", "default")
+BUCKETS = ("chat", "events", "default", "login")
 
 
 class RateLimits:
