@@ -167,7 +167,7 @@ def test_the_ui_shows_a_sign_in_form_and_refuses_a_wrong_password(page, base_url
 
 def test_chat_feed_thumbs_and_onboarding_in_a_browser(page, base_url) -> None:
     sign_in(page, base_url, "ann", "ann-password")
-    assert f"User {ANN}" in page.locator("#user-who").inner_text()
+    assert f"user {ANN}:" in page.locator("#user-who").inner_text().lower()
     # no way to pick another user: the identity is the account's, held by the server
     assert page.locator("#user-id").count() == 0 and page.locator("#new-user").count() == 0
     box = page.locator("#chat-input textarea")

@@ -68,6 +68,11 @@ def _feed_outputs(view: h.FeedView) -> tuple[str, gr.Dropdown, str]:
     return html, _choices(view.cards), view.note
 
 
+def _who(service: Service, account: Account) -> str:
+    role = " · admin" if account.admin else ""
+    return f"Signed in as **{account.username}**{role}. {h.describe_user(service, account.user_id)}"
+
+
 # tabs --------------------------------------------------------------------------------------
 
 
@@ -261,15 +266,15 @@ def _onboarding(
     ) -> tuple:
         try:
             service = get_service()
-            mine = me(request).user_id
-            user = h.onboard(service, picked, text, years, sex, user_id=mine)
+            account = me(request)
+            user = h.onboard(service, picked, text, years, sex, user_id=account.user_id)
             view = h.feed_view(service, user.user_id, int(n), bool(for_kids))
         except Exception as exc:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _error(exc)
         seeds = [*user.liked_genres, *(service.funnel.title(i) for i in user.liked_item_ids)]
         done = f"Welcome, user {user.user_id}! Your feed starts from {', '.join(seeds)}."
         html, choices, _ = _feed_outputs(view)
-        return h.describe_user(service, user.user_id), html, choices, "", done
+        return _who(service, account), html, choices, "", done
 
     create.click(
         sign_up,
@@ -364,10 +369,7 @@ def build_ui(
 
         def describe(request: gr.Request) -> str:
             try:
-                account = me(request)
-                about = h.describe_user(get_service(), account.user_id)
-                role = " · admin" if account.admin else ""
-                return f"Signed in as **{account.username}**{role}. {about}"
+                return _who(get_service(), me(request))
             except Exception as exc:
                 return _error(exc)
 
