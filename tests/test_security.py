@@ -273,3 +273,14 @@ def test_secrets_stay_out_of_reprs(api_service) -> None:
     assert "sk-very-secret" not in repr(settings) and "tok-secret" not in repr(settings)
     assert "sk-very-secret" not in repr(client_from_settings(settings))
     assert keys.ADMIN not in repr(api_service.settings)
+
+
+def test_every_credential_presented_must_be_valid_and_one_is_enough(plain) -> None:
+    dev = headers(keys.DEV)
+    bad_token = {**dev, "Authorization": "Bearer not-a-token"}
+    assert plain.get("/v1/items/50", headers=bad_token).status_code == 401
+    basic = {**dev, "Authorization": "Basic dXNlcjpwdw=="}
+    assert plain.get("/v1/items/50", headers=basic).status_code == 401
+    both = {**dev, **token_for(plain, ME)}
+    r = plain.get("/v1/items/50", headers=both)
+    assert r.status_code == 401 and "not both" in r.json()["message"]

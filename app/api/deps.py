@@ -45,17 +45,27 @@ def authenticate(
     key: Annotated[str | None, Security(_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
-    """The caller: an API key (`X-API-Key`) or an end-user token (`Authorization: Bearer`)."""
+    """The caller: an API key (`X-API-Key`) or an end-user token (`Authorization: Bearer`).
+    Every credential presented must be valid, and one is enough: both at once is a 401
+    (which one would the request act as?)."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    token = None
+    if bearer is None and "authorization" in request.headers:  # even an empty one
+        raise HTTPException(401, "Authorization must be `Bearer <token>`", headers=challenge)
+    if bearer is not None:
+        try:
+            token = request.app.state.tokens.verify(bearer.credentials)
+        except TokenError as exc:
+            raise HTTPException(401, str(exc), headers=challenge) from None
+    if key and token is not None:
+        raise HTTPException(401, "send one credential: an API key or a token, not both")
     if key:
         found = request.app.state.keys.lookup(key)
         if found is None:
-            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, "invalid API key", headers=challenge)
         return found
-    if bearer is not None:
-        try:
-            return request.app.state.tokens.verify(bearer.credentials)
-        except TokenError as exc:
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    if token is not None:
+        return token
     raise HTTPException(
         401,
         f"missing credentials: send an API key in {API_KEY_HEADER} or an end-user token "
