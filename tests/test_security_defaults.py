@@ -143,3 +143,26 @@ def test_password_guessing_meets_the_login_budget(api_service) -> None:
         assert client.post("/ui/login", data=right).status_code == 400  # over budget
         other = {"username": "admin", "password": "admin"}
         assert client.post("/ui/login", data=other).status_code == 200  # per name
+
+
+def test_keys_and_users_are_made_from_the_command_line(tmp_path) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from app.security.keys import KeyRing
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["keys", "new", "--scope", "read", "--scope", "events"])
+    assert out.exit_code == 0, out.output
+    key = re.search(r"shown once; give it to the client\): (\S+)", out.output).group(1)
+    entry = re.search(r"MARQUEE_API_KEYS entry: (\S+)", out.output).group(1)
+    assert key not in entry and KeyRing(entry).lookup(key).scopes == {"read", "events"}
+    bad = runner.invoke(app, ["keys", "new", "--scope", "root"])
+    assert bad.exit_code != 0 and "unknown" in str(bad.exception) + bad.output
+    users = tmp_path / "users.toml"
+    args = ["users", "add", "ann", "--user-id", "7", "--file", str(users)]
+    added = runner.invoke(app, [*args, "--password", "correct horse"])
+    assert added.exit_code == 0, added.output
+    assert UserStore(users).verify("ann", "correct horse")
