@@ -3,7 +3,10 @@
 #   docker run -v /path/to/data:/data -e MARQUEE_DATA_DIR=/data -p 8000:8000 marquee
 # Without a mounted folder the loader downloads MovieLens and verifies its checksums.
 # Add -e MARQUEE_REDIS_URL=redis://<host>:6379/0 for the Redis feature store and event
-# stream, and -e MARQUEE_API_KEYS=<your keys> before exposing the port. A real LLM is one
+# stream. The image listens on all addresses, so it refuses to start until the public
+# development credentials are replaced: -e MARQUEE_API_KEYS=<entries from `marquee keys
+# new`> and -e MARQUEE_UI_USERS_FILE=/data/users.toml (`marquee users add`), plus
+# -e MARQUEE_TOKEN_SECRET=<random> for end-user tokens that survive restarts. A real LLM is one
 # setting away: -e MARQUEE_LLM_MODEL=hosted_vllm/<model> -e MARQUEE_LLM_API_BASE=http://...
 # (or openai/..., anthropic/... with the provider's key). The UI is at /ui.
 FROM python:3.11-slim

@@ -22,6 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from app.cli_prompts import prompts_app
+from app.cli_security import keys_app, refuse_unsafe_exposure, users_app
 from app.cli_serving import ab_app, features_app, serve_cmd, worker_cmd
 from app.errors import UsageError
 from app.settings import Settings, get_settings
@@ -47,6 +48,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(features_app, name="features")
 app.add_typer(ab_app, name="ab")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 app.command("serve")(serve_cmd)
 app.command("worker")(worker_cmd)
 
@@ -324,6 +327,8 @@ def up(
     from retrieval.pipeline import latest_bundle
 
     settings = get_settings()
+    if serve:  # before minutes of preparation, not after
+        refuse_unsafe_exposure(settings, settings.host)
     data_prepare(dataset="all", rebuild=False)
     bundle = latest_bundle(settings, "ml-latest-small")
     if bundle is None:

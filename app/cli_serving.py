@@ -13,7 +13,9 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
+from app.cli_security import refuse_unsafe_exposure
 from app.errors import UsageError
+from app.security.exposure import mask_url
 from app.settings import Settings, get_settings
 
 console = Console()
@@ -32,7 +34,7 @@ def _client(settings: Settings):
     try:
         client.ping()
     except Exception as exc:
-        raise UsageError(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
+        raise UsageError(f"cannot reach Redis at {mask_url(settings.redis_url)}: {exc}") from None
     return client
 
 
@@ -50,7 +52,9 @@ def serve_cmd(
     settings = get_settings()
     os.environ["MARQUEE_SERVE_WORKER"] = "1" if with_worker else "0"  # read by each process
     host, port = host or settings.host, port or settings.port
-    mode = f"Redis {settings.redis_url}" if settings.redis_url else "in-process store (no Redis)"
+    refuse_unsafe_exposure(settings, host)
+    redis = mask_url(settings.redis_url) if settings.redis_url else None
+    mode = f"Redis {redis}" if redis else "in-process store (no Redis)"
     console.print(f"serving on http://{host}:{port} ({mode}); API docs at /docs")
     uvicorn.run(
         "ui.server:create_app",  # the API with the UI mounted

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,9 +35,11 @@ class OnboardingRequest(BaseModel):
         default=None, ge=1, le=2**62, description="Omit to have the service allocate one."
     )
     demographics: Demographics = Field(default_factory=Demographics)
-    liked_genres: list[str] = Field(default_factory=list, max_length=20)
+    liked_genres: list[Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=list, max_length=20
+    )
     liked_item_ids: list[int] = Field(default_factory=list, max_length=50)
-    liked_titles: list[str] = Field(
+    liked_titles: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list,
         max_length=20,
         description="Free-text titles, resolved to items by title search.",
@@ -127,6 +129,19 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     detail: list[dict] | None = None
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: int = Field(ge=1, le=2**62, description="The one user the token acts for.")
+    ttl_s: int = Field(default=3600, ge=60, le=30 * 86400, description="Lifetime, seconds.")
+
+
+class TokenResponse(BaseModel):
+    token: str
+    user_id: int
+    expires_at: int = Field(description="Unix seconds (wall clock).")
 
 
 class ReloadResponse(BaseModel):

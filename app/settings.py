@@ -10,8 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# sha256("marquee-dev"): the public development key, read and events only.
+DEV_API_KEYS = "read+events:sha256:b518660a2213e34d4061e17fba98b012484cd762540d20f05b1534fd82bc5aa2"
 
 
 class Settings(BaseSettings):
@@ -42,10 +45,52 @@ class Settings(BaseSettings):
         "Unset: an in-process store and event log (one process, nothing survives a restart).",
     )
     redis_prefix: str = Field(default="marquee", description="Namespace of every Redis key.")
-    api_keys: str = Field(
-        default="marquee-dev",
-        description="Comma-separated keys accepted in the X-API-Key header. The default is "
-        "for local development only; set your own before exposing the port.",
+    api_keys: SecretStr = Field(
+        default=SecretStr(DEV_API_KEYS),
+        description="Comma-separated API keys, each `<scopes>:sha256:<hex digest of the key>` "
+        "with scopes joined by `+` from read, events, backfill, admin (`marquee keys new` "
+        "makes one). The default is the public development key `marquee-dev` (read+events): "
+        "the server refuses to listen beyond loopback while it is configured.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="TOML file of more keys (`[[keys]]` name, scopes, sha256); re-read when "
+        "it changes, so keys rotate without a restart.",
+    )
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs end-user tokens (POST /v1/tokens). Unset: a random secret per "
+        "process (tokens die with it and are not shared between workers).",
+    )
+    token_ttl_s: int = Field(
+        default=3600, ge=60, le=30 * 86400, description="Longest life of an end-user token."
+    )
+    ui_users_file: Path | None = Field(
+        default=None,
+        description="TOML file of UI accounts (`marquee users add`); passwords scrypt-hashed, "
+        "re-read when it changes. Unset: development accounts demo/demo and admin/admin "
+        "(refused beyond loopback).",
+    )
+    event_skew_s: int = Field(
+        default=300,
+        ge=0,
+        description="How far an event's own timestamp may be from the service clock "
+        "(else 422). Keys with the `backfill` scope may send any past time.",
+    )
+    rate_chat: str = Field(
+        default="30/minute",
+        description="Chat requests per key or user (a `limits` string; empty: no limit).",
+    )
+    rate_events: str = Field(default="1200/minute", description="Event batches per key or user.")
+    rate_default: str = Field(default="6000/minute", description="Other /v1 requests per key.")
+    rate_login: str = Field(
+        default="10/minute", description="UI sign-in attempts per account name (guessing)."
+    )
+    llm_turns_per_user_day: int = Field(
+        default=200,
+        ge=0,
+        description="Chat turns with the LLM per user (or per key, anonymous) per day; past "
+        "it, chat answers from rules only.",
     )
     serve_worker: bool = Field(
         default=True, description="Run the nearline event consumer inside each API process."
@@ -82,7 +127,7 @@ class Settings(BaseSettings):
     llm_api_base: str | None = Field(
         default=None, description="Server of an OpenAI-compatible provider (vLLM, Ollama)."
     )
-    llm_api_key: str | None = Field(
+    llm_api_key: SecretStr | None = Field(
         default=None, description="Provider key; unset = the provider's own environment variable."
     )
     llm_timeout_s: float = Field(default=20.0, description="Per call, before a retry.")

@@ -39,12 +39,15 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from app.security.keys import entry_for, new_key
 from evaluation.bench_io import update_results_md, write_result
 from evaluation.parity import ParityData, TestUser, ndcg_at, paired_bootstrap, parity_data
 from evaluation.served import free_port, start_server
 
 COMMAND = "marquee bench online_parity"
-HEADERS = {"X-API-Key": "marquee-dev", "Content-Type": "application/json"}
+# The replay writes historical times: a key of this run with the `backfill` scope.
+BENCH_KEY = new_key()
+HEADERS = {"X-API-Key": BENCH_KEY, "Content-Type": "application/json"}
 PAGE = 10
 MISS = 10**6
 BATCH = 500  # events per POST (the API's maximum)
@@ -201,6 +204,8 @@ def served_pages(
         "MARQUEE_DATASET": data.catalog.name,
         "MARQUEE_CLOCK": clock,
         "MARQUEE_LLM_MODEL": "off",
+        "MARQUEE_API_KEYS": entry_for(BENCH_KEY, ["read", "events", "backfill"]),
+        "MARQUEE_RATE_EVENTS": "",  # a replay, not an abuse: no event budget
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -11,6 +11,7 @@ import pytest
 
 from app.settings import Settings
 
+from . import keys
 from .requirements import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +140,9 @@ def serving_settings(ml100k_bundle: tuple[Path, str], bundle_artifacts: Path, da
         bundle_poll_s=0,
         # a loaded test machine must not turn LLM tests into budget tests (bench/ measures)
         chat_budget_ms=20000,
+        api_keys=keys.API_KEYS,
+        token_secret=keys.TOKEN_SECRET,
+        rate_chat="600/minute",  # test_security sets tight limits where it tests them
     )
     delete_prefix(client, prefix)
 

@@ -10,6 +10,7 @@ import pytest
 
 from app.experiments import DEFAULT_EXPERIMENTS, HOLDOUT
 
+from .keys import ADMIN, headers
 from .redis_util import wait_until
 
 VARIANTS = {HOLDOUT, *(v.name for v in DEFAULT_EXPERIMENTS.variants)}
@@ -234,7 +235,7 @@ def test_bundle_hot_swap_drops_no_requests(api, api_service, serving_settings) -
     for t in threads:
         t.start()
     try:
-        r = api.post("/v1/admin/reload")
+        r = api.post("/v1/admin/reload", headers=headers(ADMIN))
         assert r.json() == {"switched": True, "bundle": new}
         time.sleep(0.3)
     finally:
@@ -244,7 +245,7 @@ def test_bundle_hot_swap_drops_no_requests(api, api_service, serving_settings) -
     assert statuses and set(statuses) == {200}
     assert bundles[-1] == new and old in bundles
     try:
-        assert api.post("/v1/admin/reload").json()["switched"] is False
+        assert api.post("/v1/admin/reload", headers=headers(ADMIN)).json()["switched"] is False
         assert f'marquee_bundle_info{{version="{new}"}} 1.0' in api.get("/metrics").text
     finally:  # other tests (e.g. `marquee index`) work on the original latest bundle
         (root / "LATEST").write_text(old)

@@ -5,11 +5,12 @@ session's key prefix), called in-process over ASGI. schemathesis runs the app's 
 it loads `/openapi.json` and its pytest plugin shuts it down when the test ends, so the title
 index and the background loops are up while the generated requests arrive.
 
-Every operation except `POST /v1/admin/reload` gets schema examples, coverage cases and a
-bounded, derandomized fuzzing run in both generation modes (schema-valid and schema-violating
-inputs), and each response goes through schemathesis' checks, `not_a_server_error` (no 5xx),
-status-code, content-type, response-schema conformance and the auth checks included, except
-the two excluded below.
+It runs twice, with a read key and with an admin key (each scope's refusals must be the
+documented 403). Every operation except `POST /v1/admin/reload` gets schema examples,
+coverage cases and a bounded, derandomized fuzzing run in both generation modes
+(schema-valid and schema-violating inputs), and each response goes through schemathesis'
+checks, `not_a_server_error` (no 5xx), status-code, content-type, response-schema
+conformance and the auth checks included, except the two excluded below.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-API_KEY = {"X-API-Key": "marquee-dev"}
+from . import keys
 
 EXCLUDED_CHECKS = [
     # Requests the schema allows but the service rejects with a 422 on purpose: genre names
@@ -54,32 +55,48 @@ def rules_only_chat(api_service):
     chat.llm, chat.intent_model = kept
 
 
-@pytest.fixture
-def api_schema(api_service, rules_only_chat):
+def _schema(api_service, key: str):
     from ui.server import create_app
 
     app = create_app(api_service)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     # Loading the schema started the lifespan (it builds the title index search needs).
     assert hasattr(app.state, "titles"), "the app's lifespan did not run"
-    schema.config.update(headers=API_KEY)
+    schema.config.update(headers={"X-API-Key": key})
     schema.config.checks.update(excluded_check_names=EXCLUDED_CHECKS)
     return schema
 
 
+@pytest.fixture
+def read_schema(api_service, rules_only_chat):
+    """As a feed app: read scope only (events, sign-up and admin routes answer 403)."""
+    return _schema(api_service, keys.READ)
+
+
+@pytest.fixture
+def admin_schema(api_service, rules_only_chat):
+    """As an operator: admin scope only (tokens 201; feed, items, chat answer 403)."""
+    return _schema(api_service, keys.ADMIN)
+
+
 # Reload swaps the shared session service onto the newest bundle in its artifacts folder;
 # fuzzing it would change what the other API tests are served (and rebuilding is slow).
-schema = schemathesis.pytest.from_fixture("api_schema").exclude(
-    method="POST", path="/v1/admin/reload"
-)
-
-
-@schema.parametrize()
-@settings(
+RELOAD = {"method": "POST", "path": "/v1/admin/reload"}
+FUZZ = settings(
     max_examples=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_api_fuzz(case):
+
+
+@schemathesis.pytest.from_fixture("read_schema").exclude(**RELOAD).parametrize()
+@FUZZ
+def test_api_fuzz_with_a_read_key(case):
+    case.call_and_validate()
+
+
+@schemathesis.pytest.from_fixture("admin_schema").exclude(**RELOAD).parametrize()
+@FUZZ
+def test_api_fuzz_with_an_admin_key(case):
     case.call_and_validate()

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from app.chat import Chat, ChatLLM
 from app.funnel import UserState
@@ -255,7 +256,7 @@ def test_the_whole_product_answers_with_the_llm_unreachable(serving_settings) ->
         update={
             "llm_model": "openai/gpt-4o-mini",
             "llm_api_base": "http://127.0.0.1:9/v1",
-            "llm_api_key": "not-a-key",
+            "llm_api_key": SecretStr("not-a-key"),  # model_copy does not validate
             "llm_timeout_s": 1.0,
             "llm_retries": 0,
         }

@@ -14,6 +14,7 @@ from ui import handlers as h
 from ui.app import build_ui
 from ui.cards import cards_html
 
+from . import keys
 from .redis_util import wait_until
 
 
@@ -214,6 +215,8 @@ def test_the_ui_is_mounted_at_ui_and_survives_a_missing_prompt_lab(
 ) -> None:
     page = api.get("/ui/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert api.get("/ui/config").status_code == 401  # sign-in first
+    assert api.post("/ui/login", data={"username": "demo", "password": "demo"}).status_code == 200
     config = api.get("/ui/config").json()
     labels = {c["props"].get("label") for c in config["components"]}
     assert {"Chat", "Feed", "Prompt lab"} <= labels
@@ -241,10 +244,10 @@ def test_the_prompt_lab_fills_every_prompt_from_a_real_request(api_service) -> N
         lab.inputs_from_request(api_service, "explain", "seven", "a space adventure")
 
 
-def test_changing_what_production_serves_needs_an_api_key(api_service) -> None:
+def test_changing_what_production_serves_needs_an_admin_api_key(api_service) -> None:
     from ui import prompt_lab as lab
 
-    for key in ("", "not-a-key"):
-        with pytest.raises(lab.LabError, match="API key"):
+    for key in ("", "not-a-key", keys.DEV, keys.READ):  # the dev key has no admin scope
+        with pytest.raises(lab.LabError, match="admin scope"):
             lab.require_editor(api_service, key)
-    lab.require_editor(api_service, "marquee-dev")
+    lab.require_editor(api_service, keys.ADMIN)

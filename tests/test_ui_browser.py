@@ -37,6 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 KIDS_GENRES = {"Animation", "Children", "Comedy"}
+ANN = 7
+NEIL = 2**40 + 17  # above every catalog id: a new person
 TIMEOUT_MS = 45_000
 
 
@@ -59,16 +61,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def base_url(api_service) -> Iterator[str]:
+def accounts(tmp_path_factory) -> Path:
+    """Two people: Ann acts as catalog user 7; Neil as a new user id (for onboarding)."""
+    from app.security.users import add_user
+
+    path = tmp_path_factory.mktemp("ui-users") / "users.toml"
+    add_user(path, "ann", ANN, "user", "ann-password")
+    add_user(path, "neil", NEIL, "user", "neil-password")
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_url(api_service, accounts: Path) -> Iterator[str]:
     """The real app (API + UI, lifespan, worker) under uvicorn on a free loopback port."""
     import uvicorn
 
     from ui.server import create_app
 
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(api_service), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    settings = api_service.settings.model_copy(update={"ui_users_file": accounts})
+    app = create_app(api_service, settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
     thread.start()
@@ -129,8 +142,34 @@ def _cards(page, container: str) -> list[dict]:
     )
 
 
-def test_chat_feed_thumbs_and_onboarding_in_a_browser(page, base_url) -> None:
+def sign_in(page, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/ui/logout")  # whoever was signed in is not any more
     page.goto(f"{base_url}/ui/")
+    page.get_by_label("username").fill(username)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.locator("#user-who").get_by_text(f"Signed in as {username}").wait_for()
+
+
+def test_the_ui_shows_a_sign_in_form_and_refuses_a_wrong_password(page, base_url) -> None:
+    page.goto(f"{base_url}/ui/logout")
+    page.goto(f"{base_url}/ui/")
+    page.get_by_label("password").wait_for()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "ui-sign-in.png"), full_page=True)
+    assert page.locator("#chat-input").count() == 0  # nothing of the app before sign-in
+    page.get_by_label("username").fill("ann")
+    page.get_by_label("password").fill("wrong-password")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Incorrect Credentials").wait_for()
+    assert page.locator("#chat-input").count() == 0
+
+
+def test_chat_feed_thumbs_and_onboarding_in_a_browser(page, base_url) -> None:
+    sign_in(page, base_url, "ann", "ann-password")
+    assert f"user {ANN}:" in page.locator("#user-who").inner_text().lower()
+    # no way to pick another user: the identity is the account's, held by the server
+    assert page.locator("#user-id").count() == 0 and page.locator("#new-user").count() == 0
     box = page.locator("#chat-input textarea")
     box.fill("a funny animated movie for the kids")
     box.press("Enter")
@@ -149,17 +188,13 @@ def test_chat_feed_thumbs_and_onboarding_in_a_browser(page, base_url) -> None:
     page.screenshot(path=str(SCREENSHOTS / "ui-chat.png"), full_page=True)
 
     page.get_by_role("tab", name="Feed").click()
-    user = page.locator("#user-id input, #user-id textarea").first
-    user.fill("not-a-user")
-    page.locator("#feed-show").click()
-    page.locator("#feed-note").get_by_text("User id must be a whole number").wait_for()
-    user.fill("7")
     page.locator("#feed-show").click()
     page.locator("#feed-cards .mq-card").first.wait_for()
     feed = _cards(page, "#feed-cards")
     assert len(feed) == 12 and len({c["id"] for c in feed}) == 12
     assert all(c["title"].strip() and c["genres"] and c["why"].strip() for c in feed)
-    assert "personalized" in page.locator("#feed-cards .mq-meta").inner_text()
+    meta = page.locator("#feed-cards .mq-meta").inner_text()
+    assert "personalized" in meta and f"User {ANN}" in meta
     page.screenshot(path=str(SCREENSHOTS / "ui-feed.png"), full_page=True)
 
     # Like the title the picker preselects (the first card): it leaves the next feed.
@@ -169,11 +204,24 @@ def test_chat_feed_thumbs_and_onboarding_in_a_browser(page, base_url) -> None:
     if "already reflects" in page.locator("#feed-note").inner_text():
         assert liked not in {c["id"] for c in _cards(page, "#feed-cards")}
 
-    # Onboarding: a Western fan's first feed leans Western.
+    # The prompt lab is for admins: Ann's preview is refused.
+    page.get_by_role("tab", name="Prompt lab").click()
+    page.get_by_role("button", name="Preview").first.click()
+    page.get_by_text("needs an admin account").first.wait_for()
+
+    # Neil signs in: his own (new) page, nothing of Ann's, and onboarding makes it his.
+    sign_in(page, base_url, "neil", "neil-password")
+    page.get_by_role("tab", name="Feed").click()
+    page.locator("#feed-show").click()
+    page.locator("#feed-cards .mq-card").first.wait_for()
+    meta = page.locator("#feed-cards .mq-meta").inner_text()
+    assert f"User {NEIL}" in meta and f"User {ANN} " not in meta and "popularity" in meta
+    assert "Because you watched" not in page.locator("#feed-cards").inner_text()
     page.locator("#onboarding").get_by_text("New here?").click()
     page.locator("#onboard-genres").get_by_label("Western", exact=True).check()
     page.locator("#onboard-create").click()
-    page.locator("#onboard-note").get_by_text("Welcome, user").wait_for()
+    page.locator("#onboard-note").get_by_text(f"Welcome, user {NEIL}").wait_for()
     fresh = _cards(page, "#feed-cards")
     assert sum("Western" in c["genres"] for c in fresh) >= len(fresh) // 2
     assert "onboarding" in page.locator("#feed-cards .mq-meta").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "ui-other-user.png"), full_page=True)

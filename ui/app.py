@@ -5,6 +5,10 @@ handler asks `get_service()` at call time. Handlers call the service in-process
 (ui/handlers.py); this module only lays out components and maps results onto
 them. Events are `api_visibility="private"`: the key-protected `/v1` API is the
 programmatic surface, and the UI must not become a second, unauthenticated one.
+
+Sign-in: Gradio's login form checks the local user store (app/security/users.py); every
+handler acts as the signed-in account's user id, read from the request on the server,
+never from a field the browser could change. The prompt lab needs an admin account.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from app.security.users import Account, UserStore
 from ui import handlers as h
 from ui.cards import CSS, cards_html, choice_label
 
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("marquee.ui")
 
 GetService = Callable[[], "Service"]
+Me = Callable[[gr.Request], Account]  # the signed-in account of a request, or UIError
 CONCURRENCY = 8  # handlers run in a thread pool; the service is thread-safe
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 EXAMPLES = [
@@ -36,7 +42,7 @@ EXAMPLES = [
     "a romantic comedy for a rainy Sunday",
 ]
 CHAT_EMPTY = "Ask for a mood, a genre or “something like …”: the picks appear here."
-FEED_EMPTY = "Pick a user id above (e.g. 7) and press “Show feed”, or create a new user."
+FEED_EMPTY = "Press “Show feed” for your page; new here? tell us what you like below."
 
 
 def _error(exc: BaseException) -> str:
@@ -62,10 +68,15 @@ def _feed_outputs(view: h.FeedView) -> tuple[str, gr.Dropdown, str]:
     return html, _choices(view.cards), view.note
 
 
+def _who(service: Service, account: Account) -> str:
+    role = " · admin" if account.admin else ""
+    return f"Signed in as **{account.username}**{role}. {h.describe_user(service, account.user_id)}"
+
+
 # tabs --------------------------------------------------------------------------------------
 
 
-def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
+def _chat_tab(get_service: GetService, me: Me, spend_llm: Callable[[int], bool]) -> None:
     session = gr.State(None)  # per browser session: follow-ups refine the last query
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
@@ -102,25 +113,26 @@ def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
             thumbs_note = gr.Markdown(elem_id="chat-thumbs-note")
 
     def reply(
-        user_text: str, text: str, session_id: str | None, history: list | None, n: float
+        text: str, session_id: str | None, history: list | None, n: float, request: gr.Request
     ) -> Iterator[tuple]:
         try:
-            service = get_service()
-            user_id = h.parse_user_id(user_text, required=False)
+            user_id = me(request).user_id
+            turns = h.chat_turn(
+                get_service(), user_id, text, session_id, history, int(n), spend_llm(user_id)
+            )
             first = True
-            for view in h.chat_turn(service, user_id, text, session_id, history, int(n)):
+            for view in turns:
                 empty = "Nothing matched; try loosening the request." if view.done else "…"
                 html = cards_html(
                     view.cards, empty=empty, state="done" if view.done else "streaming"
                 )
-                cleared = "" if first else gr.skip()
-                first = False
+                cleared, first = ("" if first else gr.skip()), False
                 yield view.history, html, view.session_id, _choices(view.cards), view.note, cleared
         except Exception as exc:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), _error(exc), gr.skip()
 
     outputs = [chatbot, cards, session, pick, note, message]
-    inputs = [user_box, message, session, chatbot, count]
+    inputs = [message, session, chatbot, count]
     message.submit(reply, inputs, outputs, **PRIVATE)
     send.click(reply, inputs, outputs, **PRIVATE)
 
@@ -130,12 +142,11 @@ def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
     reset.click(restart, None, [chatbot, cards, session, pick, note], **PRIVATE)
     chatbot.clear(restart, None, [chatbot, cards, session, pick, note], **PRIVATE)
 
-    def thumb(kind: h.Thumb) -> Callable[[str, Any], str]:
-        def send_thumb(user_text: str, item: Any) -> str:
+    def thumb(kind: h.Thumb) -> Callable[[Any, gr.Request], str]:
+        def send_thumb(item: Any, request: gr.Request) -> str:
             try:
                 service = get_service()
-                user_id = h.parse_user_id(user_text, required=True)
-                title = h.send_thumb(service, user_id, item, kind)
+                title = h.send_thumb(service, me(request).user_id, item, kind)
             except Exception as exc:
                 return _error(exc)
             verb = "Saved: you liked" if kind == "like" else "Saved: you disliked"
@@ -143,8 +154,8 @@ def _chat_tab(get_service: GetService, user_box: gr.Textbox) -> None:
 
         return send_thumb
 
-    up.click(thumb("like"), [user_box, pick], thumbs_note, **PRIVATE)
-    down.click(thumb("dislike"), [user_box, pick], thumbs_note, **PRIVATE)
+    up.click(thumb("like"), [pick], thumbs_note, **PRIVATE)
+    down.click(thumb("dislike"), [pick], thumbs_note, **PRIVATE)
 
 
 @dataclass(frozen=True)
@@ -163,7 +174,7 @@ class _FeedControls:
 
 
 def _feed_tab(
-    get_service: GetService, user_box: gr.Textbox, who: gr.Markdown
+    get_service: GetService, me: Me, who: gr.Markdown
 ) -> tuple[gr.CheckboxGroup, Callable[[], gr.CheckboxGroup]]:
     """The feed with its thumbs, and onboarding; returns the genre picker and its loader
     (the genres come from the service, which exists only once the page is served)."""
@@ -180,38 +191,36 @@ def _feed_tab(
         like = gr.Button("Like", scale=1, min_width=90, elem_id="feed-like")
         dislike = gr.Button("Dislike", scale=1, min_width=90, elem_id="feed-dislike")
     feed = _FeedControls(k, kids, cards, pick, note)
-    _wire_feed(get_service, user_box, feed, show, like, dislike)
-    return _onboarding(get_service, user_box, who, feed)
+    _wire_feed(get_service, me, feed, show, like, dislike)
+    return _onboarding(get_service, me, who, feed)
 
 
 def _wire_feed(
     get_service: GetService,
-    user_box: gr.Textbox,
+    me: Me,
     feed: _FeedControls,
     show: gr.Button,
     like: gr.Button,
     dislike: gr.Button,
 ) -> None:
-    """Show feed (or Enter in the user box), and Like / Dislike, which refresh the feed."""
-    settings = [user_box, feed.k, feed.kids]
+    """Show feed, and Like / Dislike, which refresh the feed: the signed-in user's own."""
+    settings = [feed.k, feed.kids]
 
-    def show_feed(user_text: str, n: float, for_kids: bool) -> tuple:
+    def show_feed(n: float, for_kids: bool, request: gr.Request) -> tuple:
         try:
             service = get_service()
-            user_id = h.parse_user_id(user_text, required=True)
-            assert user_id is not None
+            user_id = me(request).user_id
             return _feed_outputs(h.feed_view(service, user_id, int(n), bool(for_kids)))
         except Exception as exc:
             return gr.skip(), gr.skip(), _error(exc)
 
     show.click(show_feed, settings, feed.outputs, **PRIVATE)
-    user_box.submit(show_feed, settings, feed.outputs, **PRIVATE)
 
     def thumb(kind: h.Thumb) -> Callable[..., tuple]:
-        def rate(user_text: str, item: Any, n: float, for_kids: bool) -> tuple:
+        def rate(item: Any, n: float, for_kids: bool, request: gr.Request) -> tuple:
             try:
                 service = get_service()
-                user_id = h.parse_user_id(user_text, required=True)
+                user_id = me(request).user_id
                 view = h.thumb_and_refresh(service, user_id, item, kind, int(n), bool(for_kids))
                 return _feed_outputs(view)
             except Exception as exc:
@@ -219,13 +228,13 @@ def _wire_feed(
 
         return rate
 
-    rated = [user_box, feed.pick, feed.k, feed.kids]
+    rated = [feed.pick, feed.k, feed.kids]
     like.click(thumb("like"), rated, feed.outputs, **PRIVATE)
     dislike.click(thumb("dislike"), rated, feed.outputs, **PRIVATE)
 
 
 def _onboarding(
-    get_service: GetService, user_box: gr.Textbox, who: gr.Markdown, feed: _FeedControls
+    get_service: GetService, me: Me, who: gr.Markdown, feed: _FeedControls
 ) -> tuple[gr.CheckboxGroup, Callable[[], gr.CheckboxGroup]]:
     """The sign-up accordion: a new user from genres and titles, shown their first feed."""
     with gr.Accordion("New here? Tell us what you like", open=False, elem_id="onboarding"):
@@ -247,23 +256,30 @@ def _onboarding(
         onboard_note = gr.Markdown(elem_id="onboard-note")
 
     def sign_up(
-        picked: list[str], text: str, years: str, sex: str, n: float, for_kids: bool
+        picked: list[str],
+        text: str,
+        years: str,
+        sex: str,
+        n: float,
+        for_kids: bool,
+        request: gr.Request,
     ) -> tuple:
         try:
             service = get_service()
-            user = h.onboard(service, picked, text, years, sex)
+            account = me(request)
+            user = h.onboard(service, picked, text, years, sex, user_id=account.user_id)
             view = h.feed_view(service, user.user_id, int(n), bool(for_kids))
         except Exception as exc:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), _error(exc)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _error(exc)
         seeds = [*user.liked_genres, *(service.funnel.title(i) for i in user.liked_item_ids)]
         done = f"Welcome, user {user.user_id}! Your feed starts from {', '.join(seeds)}."
         html, choices, _ = _feed_outputs(view)
-        return str(user.user_id), h.describe_user(service, user.user_id), html, choices, "", done
+        return _who(service, account), html, choices, "", done
 
     create.click(
         sign_up,
         [genres, titles, age, gender, feed.k, feed.kids],
-        [user_box, who, *feed.outputs, onboard_note],
+        [who, *feed.outputs, onboard_note],
         **PRIVATE,
     )
 
@@ -276,6 +292,24 @@ def _onboarding(
         return gr.CheckboxGroup(choices=names)
 
     return genres, genre_choices
+
+
+def _admin_only(get_service: GetService, accounts: Accounts | None) -> GetService:
+    """The service for the prompt lab's actions, for admin accounts only: previews and eval
+    runs spend the server's LLM, saves and roll-outs change what production serves."""
+
+    def admin_service() -> Service:
+        from gradio.context import LocalContext
+
+        from ui.prompt_lab import LabError
+
+        request = LocalContext.request.get(None)
+        account = accounts(getattr(request, "username", None)) if accounts else None
+        if account is None or not account.admin:
+            raise LabError("The prompt lab needs an admin account: sign in as one.")
+        return get_service()
+
+    return admin_service
 
 
 def _prompt_lab_tab(get_service: GetService) -> None:
@@ -298,55 +332,55 @@ def _prompt_lab_tab(get_service: GetService) -> None:
 
 # assembly ----------------------------------------------------------------------------------
 
+Accounts = Callable[[str | None], Account | None]
 
-def build_ui(get_service: GetService) -> gr.Blocks:
-    """The whole UI; `get_service` is called per action, never while building."""
+
+def _signed_in(accounts: Accounts | None) -> Me:
+    def me(request: gr.Request) -> Account:
+        account = accounts(getattr(request, "username", None)) if accounts else None
+        if account is None:
+            raise h.UIError("Sign in first: reload the page to see the sign-in form.")
+        return account
+
+    return me
+
+
+def build_ui(
+    get_service: GetService,
+    accounts: Accounts | None = None,
+    spend_llm: Callable[[int], bool] = lambda user_id: True,
+) -> gr.Blocks:
+    """The whole UI; `get_service` is called per action, never while building. `accounts`
+    maps a signed-in name to its account (None: nobody is signed in, every action says
+    so); `spend_llm(user_id)` takes one of the user's daily LLM turns (False: rules only)."""
+    me = _signed_in(accounts)
     with gr.Blocks(title="Marquee", analytics_enabled=False) as blocks:
         gr.Markdown("## Marquee\nTell it your mood, browse your feed, thumbs up what you like.")
-        with gr.Row(equal_height=False):
-            user_box = gr.Textbox(
-                label="User id",
-                scale=1,
-                max_length=20,
-                elem_id="user-id",
-                placeholder="e.g. 7, or empty to chat anonymously",
-            )
-            new_user = gr.Button("New user", scale=0, min_width=110, size="md", elem_id="new-user")
+        with gr.Row(equal_height=True):
             who = gr.Markdown(elem_id="user-who")
+            gr.Button("Sign out", link="/ui/logout", scale=0, min_width=110, size="sm")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                _chat_tab(get_service, user_box)
+                _chat_tab(get_service, me, spend_llm)
             with gr.Tab("Feed", id="feed"):
-                genres, genre_choices = _feed_tab(get_service, user_box, who)
+                genres, genre_choices = _feed_tab(get_service, me, who)
             with gr.Tab("Prompt lab", id="prompt-lab"):
-                _prompt_lab_tab(get_service)
+                _prompt_lab_tab(_admin_only(get_service, accounts))
 
-        def describe(user_text: str) -> str:
+        def describe(request: gr.Request) -> str:
             try:
-                user_id = h.parse_user_id(user_text, required=False)
-                return h.describe_user(get_service(), user_id)
+                return _who(get_service(), me(request))
             except Exception as exc:
                 return _error(exc)
 
-        user_box.blur(describe, user_box, who, **PRIVATE)
-        user_box.submit(describe, user_box, who, **PRIVATE)
-        blocks.load(describe, user_box, who, **PRIVATE)
+        blocks.load(describe, None, who, **PRIVATE)
         blocks.load(genre_choices, None, genres, **PRIVATE)
-
-        def create_user() -> tuple[str, str]:
-            try:
-                service = get_service()
-                user_id = h.new_user(service)
-                return str(user_id), h.describe_user(service, user_id)
-            except Exception as exc:
-                return gr.skip(), _error(exc)
-
-        new_user.click(create_user, None, [user_box, who], **PRIVATE)
     return blocks
 
 
 def mount_ui(app: FastAPI, path: str = "/ui") -> FastAPI:
-    """Mount the UI on `app`; the service is read from `app.state` at call time."""
+    """Mount the UI on `app` behind sign-in; the service is read from `app.state` at call
+    time, the accounts from the user store of the app's settings (re-read on change)."""
 
     def get_service() -> Service:
         service = app.state.service
@@ -354,13 +388,31 @@ def mount_ui(app: FastAPI, path: str = "/ui") -> FastAPI:
             raise h.UIError("The service is still starting; try again in a few seconds.")
         return service
 
-    blocks = build_ui(get_service)
+    users = UserStore(app.state.settings.ui_users_file)
+    limits = app.state.limits
+
+    def spend_llm(user_id: int) -> bool:
+        if limits.check("chat", f"user:{user_id}") is not None:
+            raise h.UIError("You are sending messages too fast; wait a minute and try again.")
+        return limits.llm_turn(f"user:{user_id}")
+
+    def sign_in(username: str, password: str) -> bool:
+        """Gradio's auth hook; password guessing meets the login budget per name."""
+        if limits.check("login", f"login:{username[:64]}") is not None:
+            log.warning("sign-in attempts over budget for %r", username[:64])
+            return False
+        return users.verify(username, password)
+
+    blocks = build_ui(get_service, users.get, spend_llm)
     blocks.queue(default_concurrency_limit=CONCURRENCY)
     theme = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
     gr.mount_gradio_app(
         app,
         blocks,
         path=path,
+        auth=sign_in,
+        auth_message="Sign in to see your feed"
+        + (" (development accounts: demo/demo, admin/admin)." if users.dev else "."),
         theme=theme,
         css=CSS,
         ssr_mode=False,

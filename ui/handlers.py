@@ -137,6 +137,7 @@ def chat_turn(
     session_id: str | None,
     history: Sequence[Mapping[str, Any]] | None,
     count: int | None = None,
+    use_llm: bool = True,
 ) -> Iterator[ChatView]:
     """Stream one chat turn as frames: the question, the cards, the reply text as it comes.
 
@@ -162,7 +163,7 @@ def chat_turn(
     try:
         variant = service.chat_variant(user_id or None)
         events = service.chat().stream(
-            service.funnel, user, message, session_id, count, variant=variant
+            service.funnel, user, message, session_id, count, use_llm, variant=variant
         )
         for event in events:
             name, data = event.get("event"), event.get("data")
@@ -388,9 +389,15 @@ def onboard(
     titles_text: str | None,
     age: str | float | None = None,
     gender: str | None = None,
+    user_id: int | None = None,
 ) -> Onboarded:
     """Create a user the way POST /v1/users does: validated demographics, catalog genres,
-    and free-text titles resolved by title search (every miss is reported at once)."""
+    and free-text titles resolved by title search (every miss is reported at once).
+    `user_id` (a signed-in account's own id) is never overwritten, as in the API."""
+    if user_id is not None and service.user_state(user_id)[1]:
+        raise UIError(
+            f"User {user_id} already has a profile: the feed follows what you watch and like."
+        )
     vocab = {g.lower(): g for g in service.funnel.meta.genre_names}
     unknown = [g for g in genres or [] if g.lower() not in vocab]
     if unknown:
@@ -424,7 +431,7 @@ def onboard(
         "liked_item_ids": liked,
     }
     try:
-        user_id = service.onboard(None, profile)
+        user_id = service.onboard(user_id, profile)
     except Unavailable as exc:
         raise UIError(f"Could not create the user: {exc}") from exc
     return Onboarded(user_id, picked, liked, resolved)

@@ -33,6 +33,8 @@ PRIVATE: dict[str, Any] = {"api_visibility": "private"}  # the UI is not a secon
 _lock = threading.Lock()
 _registries: dict[Path, PromptRegistry] = {}
 _clients: dict[str, Any] = {}
+# What a draft's `model:` may name besides the configured model: the embedded ones.
+LOCAL_MODELS = ("local/smollm2", "local/gemma3", "off")
 
 
 class LabError(ValueError):
@@ -69,6 +71,9 @@ def client_of(service: Service, model: str | None = None):
 
     settings = service.settings
     name = model or settings.llm_model
+    allowed = {settings.llm_model, *LOCAL_MODELS}
+    if name not in allowed:  # a draft must not pick any provider (cost, and unbounded clients)
+        raise LabError(f"model {name!r} is not allowed here; use one of {sorted(allowed)}")
     with _lock:
         if name not in _clients:
             _clients[name] = client_from_settings(settings.model_copy(update={"llm_model": name}))
@@ -229,10 +234,15 @@ def inputs_from_request(service: Service, name: str, user_id: str, message: str)
 
 
 def require_editor(service: Service, key: str) -> None:
-    """Saving and rolling out change what production serves: an API key is required."""
-    keys = {k.strip() for k in service.settings.api_keys.split(",") if k.strip()}
-    if (key or "").strip() not in keys:
-        raise LabError("Saving and rolling out need a valid API key (the X-API-Key of /v1).")
+    """Saving and rolling out change what production serves: on top of the admin account,
+    an API key with the `admin` scope is required."""
+    from app.security.keys import KeyRing
+
+    settings = service.settings
+    ring = KeyRing(settings.api_keys.get_secret_value(), settings.api_keys_file)
+    found = ring.lookup((key or "").strip()) if key else None
+    if found is None or "admin" not in found.scopes:
+        raise LabError("Saving and rolling out need an API key with the admin scope.")
 
 
 def save_new_version(service: Service, name: str, text: str) -> Prompt:

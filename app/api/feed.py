@@ -8,39 +8,44 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 
 from app.api.deps import (
-    AUTH,
     RESPONSES,
     WITH_BODY,
     ItemIds,
+    Reader,
     Svc,
     Titles,
     UserId,
+    Writer,
+    act_for,
     check_genres,
+    error,
     summary,
 )
 from app.funnel import FeedQuery
 from app.schemas import FeedResponse, OnboardingRequest, OnboardingResponse
 
 router = APIRouter()
+Genre = Annotated[str, StringConstraints(max_length=40)]
 
 
 @router.get(
     "/v1/users/{user_id}/feed",
     response_model=FeedResponse,
-    dependencies=AUTH,
     responses=RESPONSES,
     tags=["feed"],
 )
 async def feed(
     request: Request,
     service: Svc,
+    who: Reader,
     user_id: UserId,
     k: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     exclude: Annotated[ItemIds, Query(max_length=500, description="Item ids to skip.")] = [],  # noqa: B006
-    genres: Annotated[list[str], Query(max_length=20, description="Only these genres.")] = [],  # noqa: B006
-    exclude_genres: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+    genres: Annotated[list[Genre], Query(max_length=20, description="Only these genres.")] = [],  # noqa: B006
+    exclude_genres: Annotated[list[Genre], Query(max_length=20)] = [],  # noqa: B006
     maturity: Annotated[str, Query(pattern="^(adult|kids)$")] = "adult",
     explain: bool = False,
     at: Annotated[
@@ -60,7 +65,7 @@ async def feed(
     event loop a slow Redis would stall every other request (health checks, the UI,
     chat streams); on `feed_threads` dedicated threads it stalls only feeds.
     """
-
+    act_for(who, user_id)
     if at is not None and service.clock.mode != "data":
         raise HTTPException(400, "`at` is only accepted when serving on the data clock")
 
@@ -107,12 +112,18 @@ async def feed(
     "/v1/users",
     response_model=OnboardingResponse,
     status_code=201,
-    dependencies=AUTH,
-    responses=WITH_BODY,
+    responses={**WITH_BODY, 409: error("The user id exists")},
     tags=["users"],
 )
-def onboard(body: OnboardingRequest, service: Svc, index: Titles) -> OnboardingResponse:
-    """Sign-up: demographics, liked genres and titles seed the cold-start feed."""
+def onboard(
+    body: OnboardingRequest, service: Svc, index: Titles, who: Writer
+) -> OnboardingResponse:
+    """Sign-up: demographics, liked genres and titles seed the cold-start feed. An
+    existing user (catalog, onboarded or with events) is never overwritten: 409."""
+    if who.user_id is not None:
+        raise HTTPException(403, "sign-up needs an API key with the `events` scope, not a token")
+    if body.user_id is not None and service.user_state(body.user_id)[1]:
+        raise HTTPException(409, f"user {body.user_id} exists; omit user_id to get a new one")
     genres = sorted(check_genres(service, body.liked_genres, "liked_genres"))
     unknown = [i for i in body.liked_item_ids if i not in service.item_ids]
     if unknown:

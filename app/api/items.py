@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import AUTH, RESPONSES, WITH_404, ItemId, Svc, Titles, known_item, summary
+from app.api.deps import READ, RESPONSES, WITH_404, ItemId, Svc, Titles, known_item, summary
 from app.schemas import ItemDetail, ScoredItem
 
 router = APIRouter()
@@ -15,7 +15,7 @@ router = APIRouter()
 @router.get(
     "/v1/items/{item_id}",
     response_model=ItemDetail,
-    dependencies=AUTH,
+    dependencies=READ,
     responses=WITH_404,
     tags=["items"],
 )
@@ -43,7 +43,7 @@ def item(item_id: ItemId, service: Svc) -> ItemDetail:
 @router.get(
     "/v1/items/{item_id}/similar",
     response_model=list[ScoredItem],
-    dependencies=AUTH,
+    dependencies=READ,
     responses=WITH_404,
     tags=["items"],
 )
@@ -61,7 +61,7 @@ def similar(
 @router.get(
     "/v1/search",
     response_model=list[ScoredItem],
-    dependencies=AUTH,
+    dependencies=READ,
     responses=RESPONSES,
     tags=["items"],
 )

@@ -14,9 +14,12 @@ from app.service import Service, Unavailable
 REASONS = {
     400: "bad request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not found",
     405: "method not allowed",
+    409: "conflict",
     422: "invalid request",
+    429: "too many requests",
 }
 
 

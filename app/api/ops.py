@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app.api.deps import AUTH, RESPONSES, Svc
+from app.api.deps import ADMIN, RESPONSES, Svc
 from app.schemas import ReloadResponse
 from app.service import Service
 
@@ -15,7 +15,7 @@ router = APIRouter()
 @router.post(
     "/v1/admin/reload",
     response_model=ReloadResponse,
-    dependencies=AUTH,
+    dependencies=ADMIN,
     responses=RESPONSES,
     tags=["operations"],
 )

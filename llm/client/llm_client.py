@@ -70,7 +70,7 @@ class LLMClient:
     timeout_s: float = 20.0
     retries: int = 1
     api_base: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     cache_dir: Path = Path.home() / ".cache" / "marquee"
     threads: int = 2
     on_call: Callable[[CallRecord], None] | None = None
@@ -434,7 +434,7 @@ def client_from_settings(settings, redis_client: redis.Redis | None = None, on_c
         timeout_s=settings.llm_timeout_s,
         retries=settings.llm_retries,
         api_base=settings.llm_api_base,
-        api_key=settings.llm_api_key,
+        api_key=settings.llm_api_key and settings.llm_api_key.get_secret_value(),
         cache_dir=Path(settings.cache_dir),
         threads=settings.llm_threads,
         on_call=on_call,
