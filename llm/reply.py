@@ -2,17 +2,21 @@
 
 `describe` says what was understood in plain words; it is both the LLM's input
 (`summary` of the `chat_reply` prompt) and, with the top titles, the reply when the
-LLM is off, slow or says something it must not (a title that was not found).
+LLM is off, slow or says something it must not: `checked_reply` streams only what passes
+the checks of llm/reply_check.py (repetition, a constraint the query does not hold, a
+title not on the page) and says when the template must replace it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 
-from llm.client import Budget, LLMClient
+from llm.client import Budget, LLMClient, LLMError
 from llm.explain import TitleGuard
 from llm.intent import RetrievalQuery
 from llm.prompts import Prompt
+from llm.reply_check import ReplyChecker, ReplyContext, StreamGate
 
 _PLURAL = {
     "Comedy": "comedies",
@@ -82,13 +86,6 @@ def fallback_reply(summary: str, titles: Sequence[str]) -> str:
     return f"Here are {summary}: {picks} lead the list."
 
 
-def reply_is_grounded(text: str, titles: Sequence[str], guard: TitleGuard) -> bool:
-    """No title the search did not return; one short paragraph."""
-    if not text.strip() or len(text.split()) > 80:
-        return False
-    return not guard.mentioned(text) - {t.lower() for t in titles}
-
-
 def stream_reply(
     client: LLMClient,
     prompt: Prompt,
@@ -108,3 +105,44 @@ def stream_reply(
         top_p=params.top_p,
         budget=budget,
     )
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    """How a streamed reply ended: kept (shown whole) or to be replaced by the template."""
+
+    kept: bool
+    check: str | None  # the failed check (llm/reply_check.py), or "error": no usable reply
+    detail: str | None
+    text: str  # everything the model generated (for the log)
+
+
+def checked_reply(
+    client: LLMClient,
+    prompt: Prompt,
+    ctx: ReplyContext,
+    guard: TitleGuard,
+    budget: Budget | None,
+) -> Generator[str, None, ReplyOutcome]:
+    """The reply's pieces that are fit to show, as they pass `StreamGate`; returns the
+    outcome. Generation stops at the first failed check, so a degenerate reply costs no
+    more tokens than it took to see it is one, and nothing after that point is shown."""
+    gate = StreamGate(ReplyChecker(guard), ctx)
+    pieces = stream_reply(client, prompt, ctx.message, ctx.summary, ctx.titles, budget)
+    error = None
+    try:
+        for piece in pieces:
+            if shown := gate.feed(piece):
+                yield shown
+            if not gate.verdict.ok:
+                break
+        if shown := gate.finish():
+            yield shown
+    except LLMError as exc:
+        error = str(exc)[:200]
+    finally:
+        pieces.close()
+    if error is not None:
+        return ReplyOutcome(False, "error", error, gate.text)
+    verdict = gate.verdict
+    return ReplyOutcome(verdict.ok, verdict.check, verdict.detail, gate.text)

@@ -310,6 +310,7 @@ class LLMClient:
         pieces: list[str] = []
         usage = None
         error = None
+        ended = False  # the provider finished (not the reader closing the stream early)
         try:
             for chunk in chunks:
                 usage = getattr(chunk, "usage", None) or usage
@@ -322,15 +323,21 @@ class LLMClient:
                 if budget is not None and budget.left_s() <= 0:
                     error = "latency budget spent mid-stream"
                     break
+            ended = True
         except Exception as exc:  # the reader sees a shorter reply, not an exception
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
         finally:
+            # A reader that stops early (a reply that failed its check) must free the
+            # embedded model now, not whenever the provider's generator is collected.
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()
             text = "".join(pieces)
             p_tok = int(getattr(usage, "prompt_tokens", 0) or 0)
             c_tok = int(getattr(usage, "completion_tokens", 0) or len(pieces))
             if budget is not None:
                 budget.spend(p_tok + c_tok)
-            if error is None and cache and temperature == 0:
+            if ended and error is None and cache and temperature == 0:
                 self.cache.put(
                     key, {"text": text, "prompt_tokens": p_tok, "completion_tokens": c_tok}
                 )
