@@ -14,7 +14,7 @@ year was asked for (its few-shot example's decade). A reply is shown only if:
   equal to the query's limit. A year or genre word the person wrote, or a page item's
   release year, is allowed too; words inside a page title never count (the titles are
   blanked before these checks, so "2001: A Space Odyssey" is not a year);
-- it names no catalog title that is not on the page.
+- it names no catalog title that is not on the page (or named by the person: "like Alien").
 
 Anything else is replaced by the template reply (llm/reply.py), which says only what
 was understood. The checks are prefix-monotone (a failing text keeps failing as it
@@ -305,7 +305,8 @@ class ReplyChecker:
         ):
             if problem := found(blanked, ctx):
                 return Verdict(False, name, problem)
-        unknown = self.guard.mentioned(text) - {t.lower() for t in ctx.titles}
+        named = self.guard.mentioned(f"{ctx.message}\n{ctx.summary}")  # "like Star Wars"
+        unknown = self.guard.mentioned(text) - {t.lower() for t in ctx.titles} - named
         if unknown:
             return Verdict(False, "title", ", ".join(sorted(unknown))[:200])
         return Verdict.passed()

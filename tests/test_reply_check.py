@@ -76,6 +76,13 @@ def test_the_persons_own_words_and_the_querys_bounds_are_allowed() -> None:
     assert not CHECKER.check("Funny Face runs under 2 hours.", ctx).ok
 
 
+def test_a_title_the_person_named_may_be_repeated_back() -> None:
+    like = RetrievalQuery(text="something like", similar_to=[1])
+    ctx = ReplyContext(like, "something like The Shining", "films, like The Shining", PAGE)
+    assert CHECKER.check("Like The Shining: try Funny Face.", ctx).ok
+    assert not CHECKER.check("Like The Shining: try The Thing.", ctx).ok
+
+
 def test_repetition_thresholds() -> None:
     assert repetition("very, very good") is None
     assert repetition("good good good") is not None

@@ -404,7 +404,7 @@ class LLMClient:
         start = time.perf_counter()
         deadline = budget.deadline if budget is not None else None
         try:
-            values = model.next_token_logprobs(prompt_text, list(options), deadline)
+            values = model.next_token_logprobs(prompt_text, list(options), deadline, key=prompt)
         except TimeoutError as exc:  # waited for the model past the request's budget
             raise BudgetSpent(str(exc)) from None
         n = model.count_tokens(prompt_text)
