@@ -4,8 +4,9 @@ The embedded SmolLM2 was seen to answer "You asked for something older: comedy, 
 comedy, ..." (one word about 30 times) and "You asked for horror from the 1980s" when no
 year was asked for (its few-shot example's decade). A reply is shown only if:
 
-- it is one short paragraph (not empty, at most `MAX_WORDS` words, no prompt scaffolding
-  such as "Top picks:" copied back);
+- it is one short, finished paragraph (not empty, ends a sentence: a reply cut by
+  max_tokens or a deadline is not shown; at most `MAX_WORDS` words; no prompt
+  scaffolding such as "Top picks:" copied back);
 - it does not repeat itself: no word (other than function words) more than
   `MAX_WORD_REPEATS` times, no word three times in a row, no bigram `MAX_BIGRAM_REPEATS`
   times;
@@ -48,6 +49,7 @@ this that these those you your i me my we our they them their here there try som
 """
 FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 # Prompt scaffolding a small model copies back from the few-shot layout.
+_COMPLETE = re.compile(r"[.!?\u2026][\"')\u201d]?\s*$")
 _SCAFFOLD = re.compile(r"\b(?:request|understood|top picks)\s*:", re.I)
 _TOKEN = re.compile(r"\u0001\d+\u0001|[a-z0-9]+(?:'[a-z]+)?")
 _MARK = "\u0001"  # a blanked page title is "\u0001<n>\u0001", one token per title
@@ -162,8 +164,8 @@ class ReplyContext:
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    check: str | None = None  # the failed check: empty, length, scaffolding, repetition,
-    # year, genre, runtime, title
+    check: str | None = None  # the failed check: empty, incomplete, length, scaffolding,
+    # repetition, year, genre, runtime, title
     detail: str | None = None
 
     @classmethod
@@ -291,6 +293,8 @@ class ReplyChecker:
         """`final` False: `text` is a prefix of a streamed reply (it may still be empty)."""
         if final and not text.strip():
             return Verdict(False, "empty", "no text")
+        if final and not _COMPLETE.search(text):  # cut by max_tokens or a deadline
+            return Verdict(False, "incomplete", text.rstrip()[-40:])
         if len(text.split()) > self.max_words:
             return Verdict(False, "length", f"more than {self.max_words} words")
         if _SCAFFOLD.search(text):

@@ -41,9 +41,11 @@ def context(query: RetrievalQuery = OLDER, message: str = "something older") -> 
         ("Try Funny Face, from 1995.", "year"),
         ("Try Funny Face, under 90 minutes.", "runtime"),
         ("Try The Shining or Funny Face.", "title"),
-        ("Request: something older Understood: comedies", "scaffolding"),
+        ("Request: something older Understood: comedies.", "scaffolding"),
         ("", "empty"),
-        (" ".join(["word"] * 3 + [f"w{i}" for i in range(90)]), "length"),
+        ("You asked", "incomplete"),
+        ("You asked for comedies: try Funny Face, His Girl", "incomplete"),
+        (" ".join(["word"] * 3 + [f"w{i}" for i in range(90)]) + ".", "length"),
     ],
 )
 def test_unfit_replies_are_rejected_with_the_check_that_failed(text: str, check: str) -> None:
