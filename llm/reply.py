@@ -9,6 +9,8 @@ title not on the page) and says when the template must replace it.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -107,12 +109,42 @@ def stream_reply(
     )
 
 
+class ReplyCost:
+    """How long a whole reply takes, per model (moving average of the recent ones): a
+    reply that would not finish inside what is left of the budget is not started (the
+    template answers at once) rather than cut off at the deadline."""
+
+    def __init__(self, default_ms: float = 900.0, weight: float = 0.3) -> None:
+        self.default_ms = default_ms
+        self.weight = weight
+        self._ms: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def expected_ms(self, model: str) -> float:
+        return self._ms.get(model, self.default_ms)
+
+    def relax(self, model: str, factor: float = 0.9) -> None:
+        """After a skip: expect a little less, so a reply is tried again soon."""
+        with self._lock:
+            if model in self._ms:
+                self._ms[model] *= factor
+
+    def observe(self, model: str, ms: float) -> None:
+        with self._lock:
+            old = self._ms.get(model)
+            self._ms[model] = ms if old is None else (1 - self.weight) * old + self.weight * ms
+
+
+REPLY_COST = ReplyCost()
+
+
 @dataclass(frozen=True)
 class ReplyOutcome:
     """How a streamed reply ended: kept (shown whole) or to be replaced by the template."""
 
     kept: bool
-    check: str | None  # the failed check (llm/reply_check.py), or "error": no usable reply
+    check: str | None  # the failed check (llm/reply_check.py); "error": no usable reply;
+    # "budget": not started, it would not have finished in time
     detail: str | None
     text: str  # everything the model generated (for the log)
 
@@ -127,9 +159,14 @@ def checked_reply(
     """The reply's pieces that are fit to show, as they pass `StreamGate`; returns the
     outcome. Generation stops at the first failed check, so a degenerate reply costs no
     more tokens than it took to see it is one, and nothing after that point is shown."""
+    expected = REPLY_COST.expected_ms(client.model)
+    if budget is not None and budget.left_s() * 1e3 < expected:
+        left = budget.left_s() * 1e3
+        REPLY_COST.relax(client.model)  # a slow spell must not keep the LLM out for good
+        return ReplyOutcome(False, "budget", f"needs ~{expected:.0f} ms, {left:.0f} left", "")
     gate = StreamGate(ReplyChecker(guard), ctx)
     pieces = stream_reply(client, prompt, ctx.message, ctx.summary, ctx.titles, budget)
-    error = None
+    error, start = None, time.perf_counter()
     try:
         for piece in pieces:
             if shown := gate.feed(piece):
@@ -142,6 +179,8 @@ def checked_reply(
         error = str(exc)[:200]
     finally:
         pieces.close()
+    if gate.verdict.ok or gate.verdict.check == "incomplete":  # ran to its end
+        REPLY_COST.observe(client.model, (time.perf_counter() - start) * 1e3)
     if error is not None:
         return ReplyOutcome(False, "error", error, gate.text)
     verdict = gate.verdict
