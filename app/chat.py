@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,14 +36,15 @@ from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
 from app.grounding import item_facts
 from catalog.clock import Clock, WallClock, today
 from catalog.search import TitleIndex
-from llm.client import Budget, LLMClient, LLMError
+from llm.client import Budget, LLMClient
 from llm.explain import TitleGuard, phrase
 from llm.intent import RetrievalQuery, parse_intent
 from llm.intent_llm import IntentModel, merge
 from llm.local import strip_control_tokens
 from llm.prompt_pins import PromptSource
 from llm.prompts import PromptError
-from llm.reply import describe, fallback_reply, reply_is_grounded, stream_reply
+from llm.reply import ReplyOutcome, checked_reply, describe, fallback_reply
+from llm.reply_check import ReplyContext
 from llm.rerank import LABELS, LLMReranker
 from ranking.base import FeedContext, RankedItem
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
@@ -80,6 +81,8 @@ class ChatLLM:
     prompts: PromptSource
     explain: bool = True
     budget_ms: float = 5000.0
+    # Told the outcome of every LLM reply: "kept" or "replaced", and the failed check.
+    on_reply: Callable[[str, str | None], None] | None = None
 
 
 @dataclass
@@ -98,6 +101,11 @@ class _Turn:
         now = time.perf_counter()
         self.timings[name] = round((now - since) * 1e3, 1)
         return now
+
+    def first_token(self) -> None:
+        """Record when the first piece of the reply was shown (once)."""
+        if "first_token" not in self.timings:
+            self.lap("first_token", self.start)
 
     def done(self, session_id: str, reply_source: str) -> dict:
         return {
@@ -327,14 +335,11 @@ class Chat:
         yield {"event": "items", "data": cards}
         turn.lap("first_items", start)
 
-        titles = [c["title"] for c in cards]
-        summary = describe(query, funnel.title)
-        reply_source = yield from self._reply(
-            llm, turn.budget, message, summary, titles, turn.prompts, turn.timings, start
-        )
+        context = ReplyContext.of_cards(query, message, describe(query, funnel.title), cards)
+        reply_source = yield from self._reply(turn, context)
         t = time.perf_counter()
         if llm is not None and llm.explain:
-            yield from self._explain(llm, turn.budget, facts, user, funnel, page, turn.prompts)
+            yield from self._explain(turn, facts, user, funnel, page)
         turn.lap("explain", t)
         turn.lap("total", start)
         yield {"event": "done", "data": turn.done(session_id, reply_source)}
@@ -409,68 +414,60 @@ class Chat:
             }
         raise ValueError(f"chat does not fill the inputs of prompt {name!r}")
 
-    def _reply(
-        self,
-        llm: ChatLLM | None,
-        budget: Budget | None,
-        message: str,
-        summary: str,
-        titles: list[str],
-        prompts: dict[str, str],
-        timings: dict[str, float],
-        start: float,
-    ) -> Iterator[dict]:
-        """Stream the LLM's reply; on failure or an ungrounded reply, the template's."""
-        fallback = fallback_reply(summary, titles)
-        if llm is None or not titles:
-            yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
-            return "template"
+    def _reply(self, turn: _Turn, ctx: ReplyContext) -> Iterator[dict]:
+        """Stream the LLM's reply as far as it passes its checks (llm/reply_check.py); else
+        the template's, as a `reply` event replacing what was streamed. Returns the source."""
+        fallback = fallback_reply(ctx.summary, ctx.titles)
+        template = {"event": "reply", "data": {"text": fallback, "source": "template"}}
+        llm, prompt = turn.llm, None
         try:
-            prompt = llm.prompts.get("chat_reply")
+            prompt = llm.prompts.get("chat_reply") if llm is not None and ctx.titles else None
         except PromptError as exc:
             log.warning("chat_reply prompt unavailable: %s", exc)
-            yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
+        if llm is None or prompt is None:
+            yield template
             return "template"
-        prompts["chat_reply"] = prompt.ref
-        pieces: list[str] = []
+        turn.prompts["chat_reply"] = prompt.ref
         t = time.perf_counter()
+        pieces = checked_reply(llm.client, prompt, ctx, self.guard, turn.budget)
         try:
-            for piece in stream_reply(llm.client, prompt, message, summary, titles, budget):
-                if not pieces:
-                    timings["first_token"] = round((time.perf_counter() - start) * 1e3, 1)
-                pieces.append(piece)
+            while True:
+                piece = next(pieces)
+                turn.first_token()
                 yield {"event": "token", "data": piece}
-        except LLMError as exc:
-            log.info("chat reply fell back to the template: %s", exc)
-        timings["reply"] = round((time.perf_counter() - t) * 1e3, 1)
-        text = "".join(pieces).strip()
-        if reply_is_grounded(text, titles, self.guard):
+        except StopIteration as stop:
+            outcome: ReplyOutcome = stop.value
+        finally:
+            pieces.close()
+        turn.lap("reply", t)
+        if llm.on_reply is not None:
+            llm.on_reply("kept" if outcome.kept else "replaced", outcome.check)
+        if outcome.kept:
             return "llm"
-        yield {"event": "reply", "data": {"text": fallback, "source": "template"}}
+        log.info("chat reply replaced (%s: %s): %r", outcome.check, outcome.detail, outcome.text)
+        yield template
         return "template"
 
     def _explain(
-        self,
-        llm: ChatLLM,
-        budget: Budget | None,
-        facts,
-        user: UserState,
-        funnel: Funnel,
-        page: Sequence[RankedItem],
-        prompts: dict[str, str],
+        self, turn: _Turn, facts, user: UserState, funnel: Funnel, page: Sequence[RankedItem]
     ) -> Iterator[dict]:
-        """LLM-phrased reasons, best item first, while the budget lasts."""
+        """LLM-phrased reasons, best item first, while the next one fits in the budget (its
+        cost is the last one's): what does not fit is skipped, never waited for."""
+        llm, budget = turn.llm, turn.budget
         try:
             prompt = llm.prompts.get("explain")
         except PromptError as exc:
             log.warning("explain prompt unavailable: %s", exc)
             return
-        prompts["explain"] = prompt.ref
+        turn.prompts["explain"] = prompt.ref
         history = [funnel.title(i) for i in np.asarray(user.history)[-200:].tolist()]
+        cost = EXPLAIN_RESERVE_S
         for item, fact in zip(page, facts, strict=True):
-            if budget is not None and budget.left_s() < EXPLAIN_RESERVE_S:
+            if budget is not None and budget.left_s() < cost:
                 break
+            t = time.perf_counter()
             text = phrase(llm.client, prompt, fact, self.guard, history, budget)
+            cost = max(EXPLAIN_RESERVE_S, time.perf_counter() - t)
             if text:
                 yield {"event": "explanations", "data": {item.item_id: text}}
 

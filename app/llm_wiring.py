@@ -22,6 +22,7 @@ from catalog.clock import Clock
 from catalog.search import TitleIndex
 from catalog.tables import Catalog
 from llm.client import LLMError, client_from_settings
+from llm.explain import explain_enabled
 from llm.prompt_pins import PromptSource, check_pins, pinned
 from llm.prompts import PromptError, PromptRegistry
 from llm.rerank import LLMReranker, resolve_weight
@@ -116,8 +117,9 @@ class LLMParts:
                 llm = ChatLLM(
                     self.client,
                     self.prompts,
-                    explain=self.settings.llm_explain,
+                    explain=explain_enabled(self.settings.llm_model, self.settings.llm_explain),
                     budget_ms=self.settings.chat_budget_ms,
+                    on_reply=self.metrics.chat_reply,
                 )
                 self._chat = Chat(search, titles, sessions, llm, default_reranker, clock=self.clock)
             return self._chat

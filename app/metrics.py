@@ -105,6 +105,13 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.chat_replies = Counter(
+            "marquee_chat_replies",
+            "LLM chat replies by outcome (kept: shown; replaced: the template was shown "
+            "instead) and the check that failed (llm/reply_check.py; error: no usable reply).",
+            ["outcome", "check"],
+            registry=r,
+        )
         self.bundle = Gauge(
             "marquee_bundle_info",
             "The model bundle being served (value 1).",
@@ -131,6 +138,10 @@ class Metrics:
         self.llm_latency.labels(kind=record.kind).observe(record.latency_ms / 1e3)
         self.llm_tokens.labels(type="prompt").inc(record.prompt_tokens)
         self.llm_tokens.labels(type="completion").inc(record.completion_tokens)
+
+    def chat_reply(self, outcome: str, check: str | None) -> None:
+        """One checked LLM reply (chat reports each here); kept share = kept / all."""
+        self.chat_replies.labels(outcome=outcome, check=check or "-").inc()
 
     def set_bundle(self, version: str) -> None:
         self.bundle.clear()

@@ -147,7 +147,11 @@ class Settings(BaseSettings):
         description="LLM re-rank of the last candidates; unset = the measured default per "
         "model (off for the embedded models, which did not beat the ranker on LOO-full).",
     )
-    llm_explain: bool = Field(default=True, description="LLM-phrased one-line reasons.")
+    llm_explain: bool | None = Field(
+        default=None,
+        description="LLM-phrased one-line reasons; unset = the default per model (off for "
+        "the embedded models, whose sentences were generic or wrong; on for a real model).",
+    )
     feed_llm_budget_ms: float = Field(
         default=800.0, description="What a feed may spend on an experiment's LLM re-rank."
     )

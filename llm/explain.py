@@ -18,8 +18,14 @@ from dataclasses import dataclass, field
 
 from llm.client import Budget, LLMClient, LLMError
 from llm.prompts import Prompt, PromptError
+from llm.reply_check import repetition
 
 MAX_WORDS = 30
+# LLM-phrased reasons are off by default for the embedded models: on chat pages their
+# sentences were generic ("The Shining is a horror movie."), about another film ("Kingpin
+# is a thriller." for Murder at 1600) or degenerate ("a thriller thriller thriller ...",
+# 22 times), and they cost ~0.3 s a card, most of a 5 s answer. A real model: on.
+EXPLAIN_OFF_BY_DEFAULT = ("local/",)
 # Words a rephrasing may add to its facts: phrasing, not claims. Any other content word
 # ("tyrant", "popular", "award-winning") is a claim the facts do not support.
 _PHRASING_WORDS = """
@@ -42,6 +48,13 @@ _VIEWED = re.compile(
     r"\s+(?P<rest>.+)",
     re.I,
 )
+
+
+def explain_enabled(model: str, setting: bool | None) -> bool:
+    """The `llm_explain` setting, or where it is unset the default for this model."""
+    if setting is not None:
+        return setting
+    return not model.startswith(EXPLAIN_OFF_BY_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,8 @@ def grounded(text: str, facts: Facts, guard: TitleGuard, history: Sequence[str])
     """True if `text` names only titles in the facts, claims only real viewings, and says
     nothing the facts do not (a tiny model likes to invent plots and popularity)."""
     if not text or "\n" in text.strip() or len(text.split()) > MAX_WORDS:
+        return False
+    if repetition(text):  # "a thriller thriller thriller ..."
         return False
     if unsupported_words(text, facts):
         return False

@@ -14,6 +14,7 @@ are found through the installed distributions' file lists instead.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as metadata
 import logging
 import re
@@ -26,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from llm.kv_prefix import PrefixStates
 
 log = logging.getLogger("marquee.llm")
 
@@ -164,6 +167,7 @@ class LocalModel:
                 verbose=False,
             )
         self.n_vocab = self.llama.n_vocab()
+        self.prefixes = PrefixStates(self.llama)
 
     # chat -----------------------------------------------------------------------------
 
@@ -201,8 +205,11 @@ class LocalModel:
         outside. The lock is held until the stream ends or is closed.
         """
         kwargs = self._kwargs(max_tokens, temperature, stop, top_p, schema)
+        key = _family(messages)
         self._acquire(deadline)
         try:
+            prompt_tokens = self.llama.tokenize(self.format(messages).encode(), special=True)
+            self.prefixes.restore(key, prompt_tokens)  # llama-cpp evaluates only the rest
             if self.spec.chat_template:
                 chunks = self.llama.create_chat_completion(
                     messages=list(messages), stream=True, **kwargs
@@ -217,7 +224,10 @@ class LocalModel:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError("local generation ran past the deadline")
         finally:
-            self.lock.release()
+            try:
+                self.prefixes.save(key)
+            finally:
+                self.lock.release()
 
     def chat(
         self,
@@ -248,23 +258,32 @@ class LocalModel:
         top = logits.max()
         return logits - top - np.log(np.exp(logits - top).sum())
 
-    def _eval_prompt(self, prompt: str) -> int:
+    def _eval_prompt(self, prompt: str, key: str | None = None) -> int:
+        """Evaluate `prompt`, reusing the KV cells of the prefix it shares with what the
+        context holds or with `key`'s snapshot (llm/kv_prefix.py: exact, not approximate);
+        nothing else of an earlier call stays in the context."""
         tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
-        self.llama.reset()  # nothing of an earlier call may leak into this one's context
-        self.llama.eval(tokens)
+        start = self.prefixes.prepare(key, tokens)
+        self.llama.eval(tokens[start:])
+        self.prefixes.save(key)
         return len(tokens)
 
     def next_token_logprobs(
-        self, prompt: str, labels: Sequence[str], deadline: float | None = None
+        self,
+        prompt: str,
+        labels: Sequence[str],
+        deadline: float | None = None,
+        key: str | None = None,
     ) -> np.ndarray:
         """log P(first token of each label | prompt) in one forward pass: a verbalizer
         over candidate letters, the LlamaRec way of ranking a list without generating.
 
         Waits for the model at most until `deadline` (time.monotonic()), then TimeoutError:
-        a request queued behind another one's generation must not overrun its budget."""
+        a request queued behind another one's generation must not overrun its budget.
+        `key` names the prompt family whose shared prefix is kept (e.g. the prompt ref)."""
         self._acquire(deadline)
         try:
-            self._eval_prompt(prompt)
+            self._eval_prompt(prompt, key)
             logprobs = self._last_logprobs()
         finally:
             self.lock.release()
@@ -275,20 +294,26 @@ class LocalModel:
 
     def format(self, messages: Sequence[dict], add_generation_prompt: bool = True) -> str:
         """Messages as the model sees them (its chat template, or the plain layout)."""
-        if not self.spec.chat_template:
-            return plain_prompt(messages)
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         template = self.llama.metadata.get("tokenizer.chat_template")
-        if not template:
+        if not self.spec.chat_template or not template:
             return plain_prompt(messages)
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token="",
-            bos_token="",
-            add_generation_prompt=add_generation_prompt,
-        )
-        return formatter(messages=list(messages)).prompt
+        return _formatter(template, add_generation_prompt)(messages=list(messages)).prompt
+
+
+@lru_cache(maxsize=8)
+def _formatter(template: str, add_generation_prompt: bool):
+    """Compiling the chat template takes milliseconds; every call reuses it."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    return Jinja2ChatFormatter(
+        template=template, eos_token="", bos_token="", add_generation_prompt=add_generation_prompt
+    )
+
+
+def _family(messages: Sequence[dict]) -> str:
+    """Chat calls with the same system text share a prefix snapshot."""
+    first = messages[0]["content"] if messages else ""
+    return "chat:" + hashlib.blake2b(first.encode(), digest_size=8).hexdigest()
 
 
 def prefilled(model: LocalModel, messages: Sequence[dict]) -> str:

@@ -366,7 +366,9 @@ class LLMReranker:
         self.label_ids()
         start = time.perf_counter()
         deadline = budget.deadline if budget is not None else None
-        logprobs = np.asarray(model.next_token_logprobs(text, labels, deadline), dtype=np.float64)
+        logprobs = np.asarray(
+            model.next_token_logprobs(text, labels, deadline, key=LOCAL_PROMPT), dtype=np.float64
+        )
         tokens = model.count_tokens(text)
         with self._lock:  # how fast this machine is, for the next request's budget check
             measured = (time.perf_counter() - start) * 1e3 / max(tokens, 1)

@@ -76,6 +76,7 @@ class LLMClient:
     on_call: Callable[[CallRecord], None] | None = None
     _local: Any = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
+    _score_ms: dict = field(default_factory=dict, repr=False)  # prompt -> recent latency
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -310,6 +311,7 @@ class LLMClient:
         pieces: list[str] = []
         usage = None
         error = None
+        ended = False  # the provider finished (not the reader closing the stream early)
         try:
             for chunk in chunks:
                 usage = getattr(chunk, "usage", None) or usage
@@ -322,19 +324,28 @@ class LLMClient:
                 if budget is not None and budget.left_s() <= 0:
                     error = "latency budget spent mid-stream"
                     break
+            ended = True
         except Exception as exc:  # the reader sees a shorter reply, not an exception
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
         finally:
-            text = "".join(pieces)
-            p_tok = int(getattr(usage, "prompt_tokens", 0) or 0)
-            c_tok = int(getattr(usage, "completion_tokens", 0) or len(pieces))
-            if budget is not None:
-                budget.spend(p_tok + c_tok)
-            if error is None and cache and temperature == 0:
-                self.cache.put(
-                    key, {"text": text, "prompt_tokens": p_tok, "completion_tokens": c_tok}
-                )
-            self._done("stream", prompt, start, (p_tok, c_tok), error=error)
+            # A reader that stops early (a reply that failed its check) must free the
+            # embedded model now, not whenever the provider's generator is collected.
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()
+            keep = ended and error is None and cache and temperature == 0
+            self._stream_done(prompt, start, pieces, usage, budget, key if keep else None, error)
+
+    def _stream_done(self, prompt, start, pieces, usage, budget, cache_key, error) -> None:
+        """Account for a finished stream; cache it under `cache_key` (None: do not)."""
+        p_tok = int(getattr(usage, "prompt_tokens", 0) or 0)
+        c_tok = int(getattr(usage, "completion_tokens", 0) or len(pieces))
+        if budget is not None:
+            budget.spend(p_tok + c_tok)
+        if cache_key is not None:
+            value = {"text": "".join(pieces), "prompt_tokens": p_tok, "completion_tokens": c_tok}
+            self.cache.put(cache_key, value)
+        self._done("stream", prompt, start, (p_tok, c_tok), error=error)
 
     def structured(
         self,
@@ -386,20 +397,28 @@ class LLMClient:
         """log P(first token of option | prompt_text) per option, one forward pass in all
         (options must start with distinct tokens): the embedded models only.
 
-        Remote chat APIs do not score arbitrary continuations; callers use `structured`
-        there instead (a real model does that well, a 135M one does not).
+        Not started (BudgetSpent) when the recent calls of this prompt took longer than
+        the budget has left. Remote chat APIs do not score arbitrary continuations;
+        callers use `structured` there instead (a real model does that well, a 135M one
+        does not).
         """
         model = self.local
         if model is None:
             raise LLMError("scoring needs an embedded model")
+        expected = self._score_ms.get(prompt)
         if budget is not None:
             budget.check()
+            if expected is not None and budget.left_s() * 1e3 < expected:
+                self._score_ms[prompt] = 0.9 * expected  # try again after a slow spell
+                raise BudgetSpent(f"needs ~{expected:.0f} ms, {budget.left_s() * 1e3:.0f} left")
         start = time.perf_counter()
         deadline = budget.deadline if budget is not None else None
         try:
-            values = model.next_token_logprobs(prompt_text, list(options), deadline)
+            values = model.next_token_logprobs(prompt_text, list(options), deadline, key=prompt)
         except TimeoutError as exc:  # waited for the model past the request's budget
             raise BudgetSpent(str(exc)) from None
+        ms = (time.perf_counter() - start) * 1e3
+        self._score_ms[prompt] = ms if expected is None else 0.7 * expected + 0.3 * ms
         n = model.count_tokens(prompt_text)
         self._done("score", prompt, start, (n, 0))
         return [float(v) for v in values]
