@@ -15,6 +15,7 @@ Weights were chosen on validation data, never on the reported turns or requests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import numpy as np
 from app.chat_fusion import add_ranks, filters_of, pooled_candidates
 from app.funnel import Funnel, UserState
 from catalog.search import TitleIndex, tokens
-from llm.intent import RetrievalQuery
+from llm.intent import GENERIC_WORDS, RetrievalQuery
 from ranking.base import RankedItem
 from ranking.quality_prior import QualityPrior
 from retrieval.base import RequestContext
@@ -38,7 +39,7 @@ NEIGHBOURS = 50  # per conversation title
 PREFER_WEIGHT = 0.1
 # Quality prior lift, in rank-1 units: chosen on the validation mood requests (precision
 # with a higher mean rating of the picks; `marquee bench chat_quality`).
-QUALITY_WEIGHT = 0.5
+QUALITY_WEIGHT = 0.1
 # Neighbours of the conversation's titles, relative to the request's text: chosen on
 # the tuning half of the ReDial dialogues (`marquee bench conversational`).
 SIMILAR_WEIGHT = 1.0
@@ -51,6 +52,13 @@ class Weights:
     prefer: float = PREFER_WEIGHT
     quality: float = QUALITY_WEIGHT
     similar: float = SIMILAR_WEIGHT
+
+
+def search_text(text: str) -> str:
+    """The request's words without the ones that carry no request ("something", "movie",
+    "please"): embedded or matched, those find titles ("Something New"), not moods."""
+    kept = [w for w in re.findall(r"[\w'-]+", text) if w.lower() not in GENERIC_WORDS]
+    return " ".join(kept) or text
 
 
 def names_title(titles: TitleIndex, text: str) -> bool:
@@ -86,8 +94,9 @@ def request_scores(
     allowed = None if allowed is None else set(allowed)
     mask = search.mask(filters, allowed)
     if query.searchable:
+        text = search_text(query.text)
         lexical_titles = names_title(titles, query.text)
-        hits = search.search(query.text, depth, filters, allowed=allowed, titles=lexical_titles)
+        hits = search.search(text, depth, filters, allowed=allowed, titles=lexical_titles)
         add_ranks(fused, sources, [i for i, _ in hits], 1.0, "request")
     if funnel is not None and query.similar_to and weights.similar > 0:
         scope = set(search.item_ids[mask].tolist())
