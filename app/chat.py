@@ -60,8 +60,6 @@ from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen,
 from retrieval.base import RequestContext
 from retrieval.text_search import TextSearch
 
-__all__ = ["PREFER_WEIGHT", "Chat", "ChatLLM", "ChatVariant", "SessionStore"]
-
 log = logging.getLogger("marquee.chat")
 EXPLAIN_RESERVE_S = 0.35  # do not start an explanation with less budget than this
 INTENT_BUDGET_MS = 1200.0  # the proposal may not eat the reply's time
@@ -230,11 +228,11 @@ class Chat:
         """The prior given at construction, else one fitted on the funnel's catalog."""
         if self.prior is not None or funnel is None:
             return self.prior
-        key = id(funnel)
-        if key not in self._priors:
-            events = funnel.catalog.events
-            self._priors = {key: QualityPrior.fit(events, self.search.item_ids)}
-        return self._priors[key]
+        if id(funnel) not in self._priors:  # one funnel at a time: a reload replaces it
+            self._priors = {
+                id(funnel): QualityPrior.fit(funnel.catalog.events, self.search.item_ids)
+            }
+        return self._priors[id(funnel)]
 
     def candidates(
         self, funnel: Funnel, user: UserState, query: RetrievalQuery, now: int | None = None
@@ -374,15 +372,9 @@ class Chat:
         page = page[:k]
         turn.lap("llm_rerank", t)
         ids = [r.item_id for r in page]
-        self.sessions.save(
-            session_id,
-            {
-                "query": parsed.model_dump(),
-                "shown_years": shown_years(self.search, ids),
-                "shown": ids,
-                "titles": state.to_session(),
-            },
-        )
+        years, titles = shown_years(self.search, ids), state.to_session()
+        saved = {"query": parsed.model_dump(), "shown_years": years, "shown": ids, "titles": titles}
+        self.sessions.save(session_id, saved)
         return query, page
 
     def prompt_inputs(self, name: str, funnel: Funnel, user: UserState, message: str) -> dict:
