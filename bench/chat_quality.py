@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-latest-small")
     parser.add_argument("--models", default="smollm2,gemma3", help="local models to compare")
+    parser.add_argument(
+        "--no-latency", dest="latency", action="store_false", help="quality only (no bundle)"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     catalog = load_catalog(args.dataset, settings)
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         chat = Chat(search, titles, sessions, ChatLLM(client, prompts), prior=prior)
         chat.warm_up()
         metrics.update(_model_metrics(model, chat, methods, judged))
-    metrics.update(endpoint_latency(settings))
+    if args.latency:
+        metrics.update(endpoint_latency(settings))
     write_result("chat_quality", metrics, COMMAND, args.dataset)
     section = _section(metrics, models)
     update_results_md("chat_quality", section)
@@ -303,30 +307,39 @@ def _section(m: dict, models: list[str]) -> str:
             "The lift of genres the LLM says a request implies (`prefer_genres`) is chosen on "
             f"{m['valid_requests']} other mood requests labelled the same way "
             f"(`VALIDATION_MOODS`), grid {list(PREFER_GRID)}. " + tuning,
-            "Whole answers from the service (ml-latest-small bundle; one catalog user per "
-            f"request, {m['reply_llm.answers']} requests; 2 CPU cores):\n\n"
-            "| path | p50 | p95 | target (p50) |\n|---|---|---|---|\n"
-            f"| LLM off, whole answer | {m['reply_llm_off.p50_ms']} ms | "
-            f"{m['reply_llm_off.p95_ms']} ms | <= 300 ms |\n"
-            f"| `{m['model']}`: first streamed reply token | "
-            f"{m['reply_llm.first_token_p50_ms']} ms | {m['reply_llm.first_token_p95_ms']} ms | "
-            "<= 2000 ms |\n"
-            f"| `{m['model']}`: full answer with explanations | {m['reply_llm.full_p50_ms']} ms | "
-            f"{m['reply_llm.full_p95_ms']} ms | <= 6000 ms |",
-            f"With the local model, {m['reply_llm.streamed_replies']} of {m['reply_llm.answers']} "
-            f"answers streamed a reply, {m['reply_llm.llm_replies_kept']} of them passed the "
-            "grounding check (the rest were replaced by the template reply), and a share of "
-            f"{m['reply_llm.reasons_llm_phrased']} of the shown reasons were LLM-phrased within "
-            f"the {m['budget_ms']} ms LLM budget (the rest keep their template reason).",
+            *(_latency(m) if "reply_llm.answers" in m else ["(Latency not measured in this run.)"]),
             "Understanding + search alone (parse and hybrid search), p50: LLM off "
             f"{m['chat_llm_off.understand_search_p50_ms']} ms; understanding with the LLM's "
             "proposal (parse + genre scoring), p50: "
-            + "; ".join(
-                f"`{model}` {m[f'chat_llm_{model}.understand_p50_ms']} ms" for model in models
+            + (
+                "; ".join(
+                    f"`{model}` {m[f'chat_llm_{model}.understand_p50_ms']} ms" for model in models
+                )
+                or "not measured"
             )
             + ".",
         ]
     )
+
+
+def _latency(m: dict) -> list[str]:
+    return [
+        "Whole answers from the service (ml-latest-small bundle; one catalog user per "
+        f"request, {m['reply_llm.answers']} requests; 2 CPU cores):\n\n"
+        "| path | p50 | p95 | target (p50) |\n|---|---|---|---|\n"
+        f"| LLM off, whole answer | {m['reply_llm_off.p50_ms']} ms | "
+        f"{m['reply_llm_off.p95_ms']} ms | <= 300 ms |\n"
+        f"| `{m['model']}`: first streamed reply token | "
+        f"{m['reply_llm.first_token_p50_ms']} ms | {m['reply_llm.first_token_p95_ms']} ms | "
+        "<= 2000 ms |\n"
+        f"| `{m['model']}`: full answer with explanations | {m['reply_llm.full_p50_ms']} ms | "
+        f"{m['reply_llm.full_p95_ms']} ms | <= 6000 ms |",
+        f"With the local model, {m['reply_llm.streamed_replies']} of {m['reply_llm.answers']} "
+        f"answers streamed a reply, {m['reply_llm.llm_replies_kept']} of them passed the "
+        "grounding check (the rest were replaced by the template reply), and a share of "
+        f"{m['reply_llm.reasons_llm_phrased']} of the shown reasons were LLM-phrased within "
+        f"the {m['budget_ms']} ms LLM budget (the rest keep their template reason).",
+    ]
 
 
 if __name__ == "__main__":
