@@ -23,15 +23,24 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from app.chat_fusion import (
-    add_ranks,
     catalog_years,
-    filters_of,
     page_cards,
-    pooled_candidates,
     rerank_inputs,
     shown_years,
 )
+from app.chat_retrieval import (
+    PREFER_WEIGHT,
+    QUALITY_WEIGHT,
+    RANKER_WEIGHT,
+    SIMILAR_WEIGHT,
+    TASTE_WEIGHT,
+    TEXT_DEPTH,
+    Weights,
+    request_scores,
+    with_taste,
+)
 from app.chat_sessions import SessionStore
+from app.chat_state import ConversationState, with_conversation
 from app.funnel import DEFAULT_LAMBDA, Funnel, UserState
 from app.grounding import item_facts
 from catalog.clock import Clock, WallClock, today
@@ -47,18 +56,12 @@ from llm.reply import ReplyOutcome, checked_reply, describe, fallback_reply
 from llm.reply_check import ReplyContext
 from llm.rerank import LABELS, LLMReranker
 from ranking.base import FeedContext, RankedItem
+from ranking.quality_prior import QualityPrior
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
 from retrieval.base import RequestContext
-from retrieval.text_search import RRF_K, TextSearch
+from retrieval.text_search import TextSearch
 
 log = logging.getLogger("marquee.chat")
-TEXT_DEPTH = 200  # text hits considered before personalisation and rules
-TASTE_WEIGHT = 0.5  # the user's two-tower rank counts half as much as the request's
-RANKER_WEIGHT = 0.5  # the multi-task ranker's order, for known users, likewise
-# Lift of a title in a genre the request implies (the LLM proposal): chosen on the
-# validation mood requests for the default model (`marquee bench chat_quality`); larger
-# lifts trade theme matches for genre matches.
-PREFER_WEIGHT = 0.1
 EXPLAIN_RESERVE_S = 0.35  # do not start an explanation with less budget than this
 INTENT_BUDGET_MS = 1200.0  # the proposal may not eat the reply's time
 
@@ -126,10 +129,12 @@ class Chat:
         llm: ChatLLM | None = None,
         reranker: LLMReranker | None = None,
         clock: Clock | None = None,
+        prior: QualityPrior | None = None,
     ) -> None:
         """`reranker` is the default LLM re-rank (its weight is 0 where it is measured not
         to help, which skips it); a request may bring its own (an experiment variant).
-        `clock` gives every request its time (default: the wall clock)."""
+        `clock` gives every request its time (default: the wall clock); `prior` how well
+        liked each film is (default: fitted on the funnel's ratings at first use)."""
         self.search = search
         self.clock = clock or WallClock()
         self.titles = titles
@@ -141,6 +146,11 @@ class Chat:
         self.intent_model = IntentModel(llm.client, llm.prompts) if llm else None
         self.guard = TitleGuard(search.items["title"].tolist())
         self.prefer_weight = PREFER_WEIGHT
+        self.quality_weight = QUALITY_WEIGHT
+        self.similar_weight = SIMILAR_WEIGHT
+        self.taste_weight = TASTE_WEIGHT
+        self.prior = prior
+        self._priors: dict[int, QualityPrior] = {}
         self._rules: dict[int, RulePipeline] = {}
 
     def warm_up(self, variants: Sequence[ChatVariant] = ()) -> None:
@@ -214,25 +224,23 @@ class Chat:
         allowed=None,
         depth: int = TEXT_DEPTH,
     ) -> tuple[dict[int, float], dict[int, set[str]]]:
-        """Fused request scores: text hits, neighbours of named titles, implied genres."""
-        filters = filters_of(query)
-        fused: dict[int, float] = {}
-        sources: dict[int, set[str]] = {}
-        hits = [i for i, _ in self.search.search(query.text, depth, filters, allowed=allowed)]
-        add_ranks(fused, sources, hits, 1.0, "request")
-        if funnel is not None and query.similar_to:
-            scope = set(self.search.item_ids[self.search.mask(filters, allowed)].tolist())
-            for item in query.similar_to:
-                near = [c.item_id for c in funnel.similar(item, 50) if c.item_id in scope]
-                add_ranks(fused, sources, near, 1.0, "similar")
-        if query.prefer_genres and self.prefer_weight > 0:
-            prefer = set(query.prefer_genres)
-            lift = self.prefer_weight / (RRF_K + 1)
-            for item in fused:
-                if prefer & set(self.search.genres[self.search.row_of[item]]):
-                    fused[item] += lift
-                    sources[item].add("implied_genre")
-        return fused, sources
+        """Fused request scores (app/chat_retrieval.py): text hits, neighbours of the
+        conversation's titles, implied genres, the quality prior."""
+        weights = Weights(self.prefer_weight, self.quality_weight, self.similar_weight)
+        prior = self.quality_prior(funnel)
+        return request_scores(
+            self.search, self.titles, funnel, query, weights, prior, allowed, depth
+        )
+
+    def quality_prior(self, funnel: Funnel | None) -> QualityPrior | None:
+        """The prior given at construction, else one fitted on the funnel's catalog."""
+        if self.prior is not None or funnel is None:
+            return self.prior
+        if id(funnel) not in self._priors:  # one funnel at a time: a reload replaces it
+            self._priors = {
+                id(funnel): QualityPrior.fit(funnel.catalog.events, self.search.item_ids)
+            }
+        return self._priors[id(funnel)]
 
     def candidates(
         self, funnel: Funnel, user: UserState, query: RetrievalQuery, now: int | None = None
@@ -241,23 +249,8 @@ class Chat:
         which sees each candidate's rank in every funnel source, run as the feed runs them."""
         fused, sources = self.request_ranking(funnel, query)
         now = int(self.clock.now()) if now is None else now
-        request = RequestContext(
-            user.user_id, user.history, now, user.demographics, user.disliked, user.history_times
-        )
-        personal = len(user.history) > 0 and funnel.cold_start.needs_full_pipeline(request)
-        lists = funnel.merger.gather(request).lists if personal else {}
-        if lists:
-            scope = set(self.search.item_ids[self.search.mask(filters_of(query))].tolist())
-            taste = [c.item_id for c in lists.get("two_tower", []) if c.item_id in scope]
-            add_ranks(fused, sources, taste[:TEXT_DEPTH], TASTE_WEIGHT, "taste")
-        order = sorted(fused, key=lambda i: (-fused[i], i))
-        if lists and funnel.ranker is not None:
-            pooled = pooled_candidates(order, lists)
-            ranked = funnel.ranker.rank(request, pooled)
-            for rank, r in enumerate(ranked):
-                fused[r.item_id] += RANKER_WEIGHT / (RRF_K + 1 + rank)
-            order = sorted(fused, key=lambda i: (-fused[i], i))
-        return [RankedItem(i, fused[i], sources=tuple(sorted(sources[i]))) for i in order]
+        weights = (self.taste_weight, RANKER_WEIGHT)
+        return with_taste(self.search, funnel, user, query, fused, sources, now, weights)
 
     def page(self, funnel: Funnel, user: UserState, query: RetrievalQuery, size: int):
         """The candidates ranked and through the rules: the items a reply may show."""
@@ -368,6 +361,10 @@ class Chat:
         )
         if intent_ref:
             turn.prompts["intent"] = intent_ref
+        state = ConversationState.from_session(session)
+        state.add(query, [int(i) for i in session.get("shown", [])])
+        parsed, query = query, query.model_copy(update={"similar_to": state.taste})  # taste so far
+        user = with_conversation(user, state, int(self.clock.now()))
         t = turn.lap("understand", turn.start)
         k = count or query.count
         page = self.page(funnel, user, query, max(k, 20))
@@ -379,8 +376,10 @@ class Chat:
             turn.prompts["rerank"] = rerank_ref
         page = page[:k]
         turn.lap("llm_rerank", t)
-        shown = shown_years(self.search, [r.item_id for r in page])
-        self.sessions.save(session_id, {"query": query.model_dump(), "shown_years": shown})
+        ids = [r.item_id for r in page]
+        years, titles = shown_years(self.search, ids), state.to_session()
+        saved = {"query": parsed.model_dump(), "shown_years": years, "shown": ids, "titles": titles}
+        self.sessions.save(session_id, saved)
         return query, page
 
     def prompt_inputs(self, name: str, funnel: Funnel, user: UserState, message: str) -> dict:

@@ -47,6 +47,36 @@ def matched_keywords(search: TextSearch, item_id: int, stems: set[str]) -> tuple
     return tuple(sorted(found, key=lambda k: (-len(k.split()), k))[:MAX_KEYWORDS])
 
 
+def _closest_titles(funnel: Funnel, ids: list[int], titles: Sequence[int]) -> list[int | None]:
+    """For each pick, the conversation's title it is closest to: most co-visited, or
+    failing that closest in story (None without titles)."""
+    if not titles or not ids:
+        return [None] * len(ids)
+    named = np.asarray(list(titles), dtype=np.int64)
+    covisit = funnel._covisit_anchors(ids, named)
+    content = funnel._content_anchors(ids, named)
+    return [a if a is not None else b for a, b in zip(covisit, content, strict=True)]
+
+
+def _item_moods(search: TextSearch, item_id: int, moods: Sequence[str]) -> tuple[str, ...]:
+    """The request's mood words that the pick's own keywords, tags or story share: a
+    reason names what the film has, not the request echoed back."""
+    row = search.row_of.get(int(item_id))
+    if row is None or not moods:
+        return ()
+    record = search.items.iloc[row]
+    own = " ".join(
+        [
+            str(record.get("overview") or ""),
+            str(record.get("tagline") or ""),
+            *as_list(record.get("keywords")),
+            *as_list(record.get("tags")),
+        ]
+    )
+    have = _stems(search, own)
+    return tuple(m for m in moods if _stems(search, m) & have)[:2]
+
+
 def item_facts(
     funnel: Funnel,
     search: TextSearch,
@@ -63,9 +93,9 @@ def item_facts(
         anchors = [a if a is not None else b for a, b in zip(covisit, content, strict=True)]
     stems = _stems(search, " ".join([query.text, *query.mood_terms]))
     wanted = set(query.include_genres) | set(query.prefer_genres)
-    like = funnel.title(query.similar_to[0]) if query.similar_to else None
+    closest = _closest_titles(funnel, ids, query.similar_to)
     out = []
-    for item, anchor in zip(page, anchors, strict=True):
+    for item, anchor, like_id in zip(page, anchors, closest, strict=True):
         summary = funnel.summaries[item.item_id]
         sources = set(item.sources)
         source = next(
@@ -75,10 +105,12 @@ def item_facts(
             Facts(
                 title=summary["title"],
                 watched=(funnel.title(anchor),) if anchor is not None else (),
-                like_title=like if "similar" in sources else None,
+                like_title=funnel.title(like_id)
+                if like_id is not None and sources & {"similar", "taste"}
+                else None,
                 genres=tuple(g for g in summary["genres"] if g in wanted),
                 keywords=matched_keywords(search, item.item_id, stems),
-                moods=tuple(query.mood_terms[:2]),
+                moods=_item_moods(search, item.item_id, query.mood_terms),
                 source=source,
             )
         )

@@ -26,12 +26,22 @@ def tokens(text: str) -> list[str]:
     return [t for t in _NON_WORD.split(text.lower()) if t and t not in ARTICLES]
 
 
+def _years(items: pd.DataFrame) -> np.ndarray:
+    """Release years (NaN where unknown): the year column, else the "(1995)" in the title,
+    so "Name (YYYY)" in a message can pick that year's film among remakes."""
+    if "year" in items:
+        return pd.to_numeric(items["year"], errors="coerce").to_numpy(dtype=float)
+    found = items["title"].astype(str).str.extract(r"\((\d{4})\)\s*$")[0]
+    return pd.to_numeric(found, errors="coerce").to_numpy(dtype=float)
+
+
 class TitleIndex:
     def __init__(self, items: pd.DataFrame) -> None:
         self.item_ids = items["item_id"].to_numpy(dtype=np.int64)
         self.titles = [tokens(t) for t in items["title"]]
         self.token_sets = [set(t) for t in self.titles]
         self.popularity = items["popularity"].to_numpy(dtype=np.float64)
+        self.years = _years(items)
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """(item id, score in (0, 1]) best first; empty when nothing matches."""

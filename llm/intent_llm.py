@@ -70,6 +70,7 @@ SCORED_GENRES_SKIP = {"IMAX"}  # a format, not something a mood implies
 _NEGATION = re.compile(
     r"\b(no|not|without|nothing|avoid|hate|don't|dont|except|skip|never|none|less)\b", re.I
 )
+_DATED_TITLE = re.compile(r"\(\s*\d{4}\s*\)")
 _ERA = re.compile(
     r"\b(\d{2,4}s?|decade|century|old|older|classic|vintage|recent|new|newer|modern|latest)\b",
     re.I,
@@ -217,7 +218,8 @@ def merge(
     if _NEGATION.search(message):
         exclude += [g for g in proposal.exclude_genres if g not in asked and g not in exclude]
     year_min, year_max = base.year_min, base.year_max
-    if year_min is None and year_max is None and _ERA.search(message):
+    undated = _DATED_TITLE.sub(" ", message)  # "Happy Christmas (2014)" names a film
+    if year_min is None and year_max is None and _ERA.search(undated):
         low, high = proposal.year_min, proposal.year_max
         if low is None or high is None or low <= high:
             year_min, year_max = low, high

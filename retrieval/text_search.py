@@ -27,9 +27,10 @@ def as_list(value: object) -> list[str]:
     return [] if value is None or value != value else [str(value)]
 
 
-def lexical_text(row: pd.Series) -> str:
-    """Title, genres, tagline, overview, keywords and tags: what people name in a request."""
-    parts = [str(row.get("title") or ""), " ".join(as_list(row.get("genres")))]
+def lexical_text(row: pd.Series, title: bool = True) -> str:
+    """Title, genres, tagline, overview, keywords and tags: what people name in a request
+    (`title` False: all but the title, for requests that name no film)."""
+    parts = [str(row.get("title") or "") if title else "", " ".join(as_list(row.get("genres")))]
     for column in ("tagline", "overview"):
         value = row.get(column)
         if isinstance(value, str):
@@ -68,6 +69,7 @@ class TextSearch:
         self.bm25 = bm25s.BM25()
         corpus = [lexical_text(row) for _, row in self.items.iterrows()]
         self.bm25.index(self._tokens(corpus), show_progress=False)
+        self._untitled: bm25s.BM25 | None = None  # built on first use (search(titles=False))
         self.genres = [set(as_list(g)) for g in self.items["genres"]]
         self.years = self.items["year"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
         runtime = self.items.get("runtime")
@@ -109,12 +111,23 @@ class TextSearch:
         query = self.encode([text])[0].astype(np.float32)
         return self.vectors @ query
 
-    def lexical_scores(self, text: str) -> np.ndarray:
+    def _untitled_bm25(self) -> bm25s.BM25:
+        """BM25 without the title field: "funny" in a mood request should find funny films,
+        not "Funny Face" and "Funny Farm" for their names."""
+        if self._untitled is None:
+            corpus = [lexical_text(row, title=False) for _, row in self.items.iterrows()]
+            index = bm25s.BM25()
+            index.index(self._tokens(corpus), show_progress=False)
+            self._untitled = index
+        return self._untitled
+
+    def lexical_scores(self, text: str, titles: bool = True) -> np.ndarray:
         tokens = self._tokens([text])
         vocab = {i: w for w, i in tokens.vocab.items()}
         words = [vocab[i] for i in tokens.ids[0]] if tokens.ids else []
+        bm25 = self.bm25 if titles else self._untitled_bm25()
         return (
-            np.asarray(self.bm25.get_scores(words), dtype=np.float64)
+            np.asarray(bm25.get_scores(words), dtype=np.float64)
             if words
             else np.zeros(len(self.items))
         )
@@ -126,15 +139,17 @@ class TextSearch:
         filters: Filters | None = None,
         lexical: bool = True,
         allowed: Iterable[int] | None = None,
+        titles: bool = True,
     ) -> list[tuple[int, float]]:
-        """(item id, fused score) best first, within the filters."""
+        """(item id, fused score) best first, within the filters; `titles` False leaves
+        the title field out of the lexical match (the request names no film)."""
         keep = self.mask(filters or Filters(), allowed)
         rows = np.flatnonzero(keep)
         if rows.size == 0:
             return []
         rankings = [self.dense_scores(text)[rows]]
         if lexical:
-            lex = self.lexical_scores(text)[rows]
+            lex = self.lexical_scores(text, titles)[rows]
             if lex.max() > 0:
                 rankings.append(np.where(lex > 0, lex, -np.inf))
         fused = np.zeros(rows.size)

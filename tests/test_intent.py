@@ -90,7 +90,7 @@ def test_light_and_funny_no_horror() -> None:
     q = parse("something light and funny for a rainy Sunday, no horror")
     assert q.include_genres == ["Comedy"] and q.exclude_genres == ["Horror"]
     assert {"funny", "light"} <= set(q.mood_terms)
-    assert q.text == "something light and funny for a rainy Sunday"
+    assert q.text == "something light and funny, cozy"  # the occasion is its mood, not words
 
 
 def test_90s_thriller_like_heat_not_too_violent(titles: TitleIndex) -> None:

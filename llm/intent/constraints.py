@@ -90,15 +90,18 @@ def _extract_runtime(scan: _Scan, found: _Found, previous: RetrievalQuery | None
             scan.consume(match.start(), match.end())
             if (minutes := _minutes(match)) is not None:
                 found.runtime, found.runtime_said = minutes, True
+    stated = found.runtime_said  # "a short movie, under 90 minutes": the number is the cap
     for match in scan.matches(_NOT_TOO_LONG):
         scan.consume(match.start(), match.end())
-        found.runtime, found.runtime_said = NOT_TOO_LONG_RUNTIME, True
+        if not stated:
+            found.runtime, found.runtime_said = NOT_TOO_LONG_RUNTIME, True
     for match in scan.matches(_SHORT):
         before = scan.words_before(match.start())
         if before[-1:] in (["not"], ["too"]) or before[:1] == ["not"]:
             continue
         scan.consume(match.start(), match.end())
-        found.runtime, found.runtime_said = SHORT_RUNTIME, True
+        if not stated:
+            found.runtime, found.runtime_said = SHORT_RUNTIME, True
     for match in scan.matches(_SHORTER):
         scan.consume(match.start(), match.end())
         cap = previous.max_runtime if previous is not None else None

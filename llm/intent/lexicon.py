@@ -63,5 +63,10 @@ DECADE_WORDS: dict[str, int] = {str(k): int(v) for k, v in _DATA["decade_words"]
 # title, and a follow-up made only of these keeps the previous text.
 GENERIC_WORDS = _words(_DATA["generic_words"])
 FUNCTION_WORDS = _words(_DATA["function_words"])
+# Greetings and small talk: a message made only of these (and generic/function words)
+# has no content to search ("Hello! Hi there, how are you?").
+SMALL_TALK_WORDS = _words(_DATA["small_talk_words"])
+# Occasion phrases -> the mood they imply ("" = none): consumed, never matched to titles.
+CONTEXT_PHRASES: dict[str, str] = {str(k): str(v or "") for k, v in _DATA["context"].items()}
 COUNT_NOUNS = _words(_DATA["count_nouns"])
 UNIT_WORDS = _words(_DATA["unit_words"])

@@ -18,7 +18,8 @@ from llm.intent.constraints import (
     _extract_years,
     _intersect_years,
 )
-from llm.intent.lexicon import FUNCTION_WORDS, GENERIC_WORDS
+from llm.intent.lexicon import FUNCTION_WORDS, GENERIC_WORDS, SMALL_TALK_WORDS
+from llm.intent.mentions import extract_context, extract_dated_titles
 from llm.intent.patterns import (
     _ADDITIVE,
     _NEGATOR,
@@ -98,6 +99,9 @@ def _clean(text: str) -> str:
     return text
 
 
+_CHATTER = GENERIC_WORDS | FUNCTION_WORDS | SMALL_TALK_WORDS
+
+
 def _has_content(text: str, ignore: frozenset[str]) -> bool:
     return any(t not in ignore for t in re.findall(r"[\w'-]+", text.lower()))
 
@@ -124,6 +128,15 @@ def _assemble(
 ) -> RetrievalQuery:
     said = " ".join(message.split())
     text = _clean(scan.remaining()) if any(scan.consumed) else said
+    searchable = _has_content(text, _CHATTER) or bool(found.context_moods)
+    if found.context_moods:  # the occasion's mood stands in for its words
+        text = ", ".join([text, *found.context_moods]) if searchable and text else ""
+        text = text or " ".join(found.context_moods)
+    liked = [m.item_id for m in found.mentions if m.stance == "liked"]
+    seen = [m.item_id for m in found.mentions if m.stance == "seen"]
+    disliked = [m.item_id for m in found.mentions if m.stance == "disliked"]
+    found.similar = [*liked, *found.similar]
+    found.moods.extend(found.context_moods)
     refused = set(found.exclude)
     years = _intersect_years(found.years) if found.years else None
     if previous is None:
@@ -143,7 +156,12 @@ def _assemble(
         language = found.language or previous.language
         similar = found.similar or previous.similar_to
         count = found.count or previous.count
-        text = _follow_up_text(text, previous, lexicon, found.additive)
+        if not searchable and not found.additive:  # small talk, titles: the request stands
+            searchable = previous.searchable
+            text = previous.text
+        else:
+            text = _follow_up_text(text, previous, lexicon, found.additive)
+            searchable = searchable or (previous.searchable and text.startswith(previous.text))
     refused_moods = set(found.refused_moods)
     return RetrievalQuery(
         text=text,
@@ -155,6 +173,10 @@ def _assemble(
         language=language,
         mood_terms=[m for m in moods if m not in refused_moods],
         similar_to=similar,
+        seen=seen,
+        disliked=disliked,
+        seen_shown=found.seen_shown,
+        searchable=searchable,
         count=count,
     )
 
@@ -193,7 +215,9 @@ def parse_intent(
     scan = _Scan(message.replace("\u2019", "'").replace("\u2018", "'"))
     found = _Found()
     if titles is not None:
+        extract_dated_titles(scan, titles, found)
         _extract_titles(scan, titles, lexicon, found)
+    extract_context(scan, found)
     _extract_runtime(scan, found, previous)
     _extract_years(scan, found, era, previous)
     _extract_count(scan, lexicon, found)

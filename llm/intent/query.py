@@ -43,7 +43,15 @@ class RetrievalQuery(BaseModel):
     max_runtime: int | None = Field(default=None, ge=1, le=600)
     language: str | None = None
     mood_terms: list[str] = Field(default_factory=list)
+    # Titles the person liked (also "like X"), has seen, or disliked, in this message;
+    # chat keeps them for the whole conversation and never recommends them back.
     similar_to: list[int] = Field(default_factory=list)
+    seen: list[int] = Field(default_factory=list)
+    disliked: list[int] = Field(default_factory=list)
+    seen_shown: bool = False  # "I already saw those": the page just shown was seen
+    # False when the message has no content of its own to search (greetings, small talk,
+    # only titles): chat then ranks by the titles' neighbours and the person's taste.
+    searchable: bool = True
     count: int = Field(default=10, ge=1, le=MAX_COUNT)
 
     @field_validator("text")
@@ -54,7 +62,9 @@ class RetrievalQuery(BaseModel):
             raise ValueError("text must not be blank")
         return value
 
-    @field_validator("include_genres", "exclude_genres", "prefer_genres", "similar_to")
+    @field_validator(
+        "include_genres", "exclude_genres", "prefer_genres", "similar_to", "seen", "disliked"
+    )
     @classmethod
     def _dedupe(cls, values: list[Any]) -> list[Any]:
         return list(dict.fromkeys(values))

@@ -56,3 +56,6 @@ class _Found:
     count: int | None = None
     similar: list[int] = field(default_factory=list)
     additive: bool = False
+    mentions: list = field(default_factory=list)  # mentions.Mention, "Name (YYYY)" titles
+    context_moods: list[str] = field(default_factory=list)  # "rainy Sunday" -> "cozy"
+    seen_shown: bool = False  # "I already saw those"
