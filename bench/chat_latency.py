@@ -50,8 +50,8 @@ def messages(n: int, seed: int) -> list[str]:
     return [pool[i] for i in rng.permutation(len(pool))[:n]]
 
 
-def post(port: int, body: dict, timeout: float = 60.0) -> tuple[float, dict]:
-    """(wall ms, JSON body) of one chat request on a fresh connection."""
+def _send(port: int, body: dict, timeout: float):
+    """(connection, response, start time) of one chat request on a fresh connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     start = time.perf_counter()
     conn.request(
@@ -60,7 +60,12 @@ def post(port: int, body: dict, timeout: float = 60.0) -> tuple[float, dict]:
         body=json.dumps(body),
         headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
     )
-    response = conn.getresponse()
+    return conn, conn.getresponse(), start
+
+
+def post(port: int, body: dict, timeout: float = 60.0) -> tuple[float, dict]:
+    """(wall ms, JSON body) of one chat request on a fresh connection."""
+    conn, response, start = _send(port, body, timeout)
     payload = json.loads(response.read())
     elapsed = (time.perf_counter() - start) * 1e3
     conn.close()
@@ -71,15 +76,7 @@ def post(port: int, body: dict, timeout: float = 60.0) -> tuple[float, dict]:
 
 def streamed(port: int, message: str, timeout: float = 60.0) -> dict[str, float]:
     """Milliseconds from sending to the `items` event, the first `token`, and the end."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    start = time.perf_counter()
-    conn.request(
-        "POST",
-        "/v1/chat",
-        body=json.dumps({"message": message, "stream": True}),
-        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
-    )
-    response = conn.getresponse()
+    conn, response, start = _send(port, {"message": message, "stream": True}, timeout)
     marks: dict[str, float] = {}
     while line := response.readline():
         name = line.decode().strip().removeprefix("event: ")
