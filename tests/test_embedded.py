@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.security.keys import entry_for
+
 from .conftest import REPO_ROOT
 
 KEY = "embedded-test-key"
@@ -71,7 +73,7 @@ def server(ml100k_bundle, bundle_artifacts: Path, data_dir: Path, tmp_path_facto
         "MARQUEE_CACHE_DIR": str(bundle_artifacts.parent / "cache"),
         "MARQUEE_DATASET": "ml-100k",
         "MARQUEE_REDIS_URL": "",  # the embedded mode
-        "MARQUEE_API_KEYS": KEY,
+        "MARQUEE_API_KEYS": entry_for(KEY, ["read", "events"]),  # only digests, as in production
         "MARQUEE_BUNDLE_POLL_S": "0",
         "MARQUEE_PORT": str(port),
         # a loaded test machine must not turn this into a budget test (bench/ measures)

@@ -57,6 +57,8 @@ def ab_service(serving_settings, two_versions: Path, tmp_path_factory):
             # the embedded model needs seconds per re-rank; the test is about wiring
             "feed_llm_budget_ms": 60_000.0,
             "chat_budget_ms": 60_000.0,
+            # off by default for the embedded model; on here so the explain pin is used
+            "llm_explain": True,
             "serve_worker": False,
         }
     )

@@ -106,7 +106,9 @@ def _get(port: int, path: str) -> tuple[int, dict]:
     return response.status, json.loads(response.read() or b"null")
 
 
-def test_marquee_serve_answers_feeds_and_consumes_events(serving_settings, ml100k_bundle) -> None:
+def test_marquee_serve_answers_feeds_and_consumes_events(
+    serving_settings, ml100k_bundle, tmp_path: Path
+) -> None:
     port = free_port()
     prefix = f"{serving_settings.redis_prefix}-serve"
     env = {
@@ -119,13 +121,17 @@ def test_marquee_serve_answers_feeds_and_consumes_events(serving_settings, ml100
         "MARQUEE_REDIS_PREFIX": prefix,
         "MARQUEE_PORT": str(port),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    # a file, not a pipe: nobody reads a pipe here, and once its buffer is full every
+    # thread of the server that logs (the worker included) blocks on the write
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     with redis_prefix() as (client, _):
         try:
             deadline = time.monotonic() + 120
@@ -146,8 +152,9 @@ def test_marquee_serve_answers_feeds_and_consumes_events(serving_settings, ml100
                 ]
             )
             key = f"{prefix}:v1:recent:3"
-            assert wait_until(lambda: client.zcard(key) == 1, 30), (
-                "the serve process's worker never ran"
+            assert wait_until(lambda: client.zcard(key) == 1, 60), (
+                "the serve process's worker never ran; its log ends:\n"
+                + log_path.read_text()[-3000:]
             )
         finally:
             server.terminate()
