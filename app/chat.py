@@ -29,12 +29,14 @@ from app.chat_fusion import (
     shown_years,
 )
 from app.chat_retrieval import (
+    POPULAR_WEIGHT,
     PREFER_WEIGHT,
     QUALITY_WEIGHT,
     RANKER_WEIGHT,
     SIMILAR_WEIGHT,
     TASTE_WEIGHT,
     TEXT_DEPTH,
+    Priors,
     Weights,
     request_scores,
     with_taste,
@@ -56,6 +58,7 @@ from llm.reply import ReplyOutcome, checked_reply, describe, fallback_reply
 from llm.reply_check import ReplyContext
 from llm.rerank import LABELS, LLMReranker
 from ranking.base import FeedContext, RankedItem
+from ranking.popularity_prior import RecentPopularity
 from ranking.quality_prior import QualityPrior
 from ranking.rules import ContentPolicy, Diversity, DiversityConfig, RemoveSeen, RulePipeline
 from retrieval.base import RequestContext
@@ -130,11 +133,13 @@ class Chat:
         reranker: LLMReranker | None = None,
         clock: Clock | None = None,
         prior: QualityPrior | None = None,
+        popular: RecentPopularity | None = None,
     ) -> None:
         """`reranker` is the default LLM re-rank (its weight is 0 where it is measured not
         to help, which skips it); a request may bring its own (an experiment variant).
         `clock` gives every request its time (default: the wall clock); `prior` how well
-        liked each film is (default: fitted on the funnel's ratings at first use)."""
+        liked each film is, `popular` how much it was watched lately (default: both
+        fitted on the funnel's ratings at first use)."""
         self.search = search
         self.clock = clock or WallClock()
         self.titles = titles
@@ -148,9 +153,10 @@ class Chat:
         self.prefer_weight = PREFER_WEIGHT
         self.quality_weight = QUALITY_WEIGHT
         self.similar_weight = SIMILAR_WEIGHT
+        self.popular_weight = POPULAR_WEIGHT
         self.taste_weight = TASTE_WEIGHT
-        self.prior = prior
-        self._priors: dict[int, QualityPrior] = {}
+        self.given = Priors(prior, popular)
+        self._priors: dict[int, Priors] = {}
         self._rules: dict[int, RulePipeline] = {}
 
     def warm_up(self, variants: Sequence[ChatVariant] = ()) -> None:
@@ -225,21 +231,23 @@ class Chat:
         depth: int = TEXT_DEPTH,
     ) -> tuple[dict[int, float], dict[int, set[str]]]:
         """Fused request scores (app/chat_retrieval.py): text hits, neighbours of the
-        conversation's titles, implied genres, the quality prior."""
-        weights = Weights(self.prefer_weight, self.quality_weight, self.similar_weight)
-        prior = self.quality_prior(funnel)
+        conversation's titles, implied genres, the priors."""
+        weights = Weights(
+            self.prefer_weight, self.quality_weight, self.similar_weight, self.popular_weight
+        )
+        priors = self.priors(funnel)
         return request_scores(
-            self.search, self.titles, funnel, query, weights, prior, allowed, depth
+            self.search, self.titles, funnel, query, weights, priors, allowed, depth
         )
 
-    def quality_prior(self, funnel: Funnel | None) -> QualityPrior | None:
-        """The prior given at construction, else one fitted on the funnel's catalog."""
-        if self.prior is not None or funnel is None:
-            return self.prior
+    def priors(self, funnel: Funnel | None) -> Priors:
+        """The priors given at construction; those not given are fitted on the funnel's
+        catalog (the popularity prior at the clock's time), once per funnel."""
+        if funnel is None or (self.given.quality and self.given.popular):
+            return self.given
         if id(funnel) not in self._priors:  # one funnel at a time: a reload replaces it
-            self._priors = {
-                id(funnel): QualityPrior.fit(funnel.catalog.events, self.search.item_ids)
-            }
+            events, ids = funnel.catalog.events, self.search.item_ids
+            self._priors = {id(funnel): self.given.filled(events, ids, self.clock.now())}
         return self._priors[id(funnel)]
 
     def candidates(
@@ -322,7 +330,7 @@ class Chat:
         query, page = self._select(
             turn, funnel, user, message, session_id, count, variant.reranker or self.reranker
         )
-        facts = item_facts(funnel, self.search, user, query, page)
+        facts = item_facts(funnel, self.search, user, query, page, self.priors(funnel))
         cards = page_cards(funnel, page, facts)
         yield {"event": "query", "data": query.model_dump()}
         yield {"event": "items", "data": cards}
@@ -401,7 +409,7 @@ class Chat:
                 "titles": [c["title"] for c in cards[:3]],
             }
         if name == "explain":
-            facts = item_facts(funnel, self.search, user, query, page[:1])[0]
+            facts = item_facts(funnel, self.search, user, query, page[:1], self.priors(funnel))[0]
             return {"title": facts.title, "facts": facts.lines()}
         if name == "rerank":
             return {"history": history, "request": message, "candidates": cards}

@@ -6,8 +6,9 @@ what people liked, fused by weighted reciprocal rank.
   when the text names a film, so "funny" finds funny films, not "Funny Farm";
 - the neighbours (co-visitation, then content) of every title the conversation liked or
   saw, and the two-tower user tower over the user's history plus those titles;
-- a soft lift for genres the request implies, and a quality prior (shrunk mean rating
-  percentile) that tips ties among equally good matches toward well-loved films.
+- a soft lift for genres the request implies, a quality prior (shrunk mean rating
+  percentile) that tips ties among equally good matches toward well-loved films, and a
+  popularity prior (ratings in the last two years) toward films people watch now.
 
 Weights were chosen on validation data, never on the reported turns or requests
 (`marquee bench chat_quality`, `marquee bench conversational`).
@@ -20,12 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from app.chat_fusion import add_ranks, filters_of, pooled_candidates
 from app.funnel import Funnel, UserState
 from catalog.search import TitleIndex, tokens
 from llm.intent import GENERIC_WORDS, RetrievalQuery
 from ranking.base import RankedItem
+from ranking.popularity_prior import RecentPopularity
 from ranking.quality_prior import QualityPrior
 from retrieval.base import RequestContext
 from retrieval.text_search import RRF_K, TextSearch
@@ -43,6 +46,9 @@ QUALITY_WEIGHT = 0.1
 # Neighbours of the conversation's titles, relative to the request's text: chosen on
 # the tuning half of the ReDial dialogues (`marquee bench conversational`).
 SIMILAR_WEIGHT = 1.0
+# Popularity prior lift, in rank-1 units: chosen on the tuning half of the ReDial
+# dialogues (`marquee bench conversational`), checked on the mood requests.
+POPULAR_WEIGHT = 0.0
 
 
 @dataclass
@@ -52,6 +58,32 @@ class Weights:
     prefer: float = PREFER_WEIGHT
     quality: float = QUALITY_WEIGHT
     similar: float = SIMILAR_WEIGHT
+    popular: float = POPULAR_WEIGHT
+
+
+@dataclass(frozen=True)
+class Priors:
+    """What chat knows of each film apart from the request: how well liked it is, and
+    how much it has been watched lately."""
+
+    quality: QualityPrior | None = None
+    popular: RecentPopularity | None = None
+
+    def lift(self, item: int, weights: Weights) -> float:
+        """The priors' weighted lift of one item, in rank-1 units."""
+        lift = 0.0
+        if self.quality is not None:
+            lift += weights.quality * self.quality.lift(item)
+        if self.popular is not None:
+            lift += weights.popular * self.popular.lift(item)
+        return lift / (RRF_K + 1)
+
+    def filled(self, events: pd.DataFrame, item_ids: np.ndarray, now: float) -> Priors:
+        """These priors, with those missing fitted on the catalog's events at `now`."""
+        return Priors(
+            self.quality or QualityPrior.fit(events, item_ids),
+            self.popular or RecentPopularity.fit(events, now),
+        )
 
 
 def search_text(text: str) -> str:
@@ -68,12 +100,15 @@ def names_title(titles: TitleIndex, text: str) -> bool:
     return bool(wanted) and any(hit[1] == 1.0 for hit in titles.search(text, 3))
 
 
-def quality_order(search: TextSearch, prior: QualityPrior, scope: np.ndarray) -> list[int]:
-    """The items in `scope` (a row mask), best liked first: the answer to a request with
-    nothing to search ("Hi!") and no titles yet."""
-    ids = search.item_ids[scope]
-    ratings = np.array([prior.rating(i) for i in ids.tolist()])
-    return ids[np.argsort(-ratings, kind="stable")].tolist()
+def prior_order(
+    search: TextSearch, priors: Priors, weights: Weights, scope: np.ndarray
+) -> list[int]:
+    """The items in `scope` (a row mask) by the priors alone, best first: the answer to a
+    request with nothing to search ("Hi!") and no titles yet. Ties (and priors weighted
+    0) fall back on the shrunk rating."""
+    ids = search.item_ids[scope].tolist()
+    rating = priors.quality.rating if priors.quality is not None else (lambda _: 0.0)
+    return sorted(ids, key=lambda i: (-priors.lift(i, weights), -rating(i), i))
 
 
 def request_scores(
@@ -82,12 +117,12 @@ def request_scores(
     funnel: Funnel | None,
     query: RetrievalQuery,
     weights: Weights,
-    prior: QualityPrior | None,
+    priors: Priors,
     allowed: Iterable[int] | None = None,
     depth: int = TEXT_DEPTH,
 ) -> tuple[dict[int, float], dict[int, set[str]]]:
     """Fused request scores: text hits, neighbours of the conversation's titles, implied
-    genres and the quality prior. `query.similar_to` holds every taste title so far."""
+    genres and the priors. `query.similar_to` holds every taste title so far."""
     filters = filters_of(query)
     fused: dict[int, float] = {}
     sources: dict[int, set[str]] = {}
@@ -103,8 +138,9 @@ def request_scores(
         for item in query.similar_to:
             near = [c.item_id for c in funnel.similar(item, NEIGHBOURS) if c.item_id in scope]
             add_ranks(fused, sources, near, weights.similar, "similar")
-    if not fused and prior is not None:  # nothing to search and no titles yet
-        add_ranks(fused, sources, quality_order(search, prior, mask)[:depth], 1.0, "quality")
+    if not fused and (priors.quality or priors.popular):  # nothing to search, no titles yet
+        best = prior_order(search, priors, weights, mask)[:depth]
+        add_ranks(fused, sources, best, 1.0, "quality")
     if query.prefer_genres and weights.prefer > 0:
         prefer = set(query.prefer_genres)
         lift = weights.prefer / (RRF_K + 1)
@@ -112,10 +148,8 @@ def request_scores(
             if prefer & set(search.genres[search.row_of[item]]):
                 fused[item] += lift
                 sources[item].add("implied_genre")
-    if prior is not None and weights.quality > 0:
-        lift = weights.quality / (RRF_K + 1)
-        for item in fused:
-            fused[item] += lift * prior.lift(item)
+    for item in fused:
+        fused[item] += priors.lift(item, weights)
     return fused, sources
 
 

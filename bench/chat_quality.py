@@ -37,6 +37,7 @@ from evaluation.mood_eval import MOODS, VALIDATION_MOODS, labelled_items, precis
 from evaluation.title_match import mean_rating, title_only_share
 from llm.client import client_from_settings
 from llm.prompts import PromptRegistry
+from ranking.popularity_prior import RecentPopularity
 from ranking.quality_prior import QualityPrior
 from retrieval.pipeline import text_vectors
 from retrieval.text_encoder import encode
@@ -107,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
 
     sessions = SessionStore(None, "bench")
     prior = QualityPrior.fit(catalog.events, search.item_ids)
-    rules_only = Chat(search, titles, sessions, prior=prior)
+    # the service's data clock at start-up: the catalog's last event
+    popular = RecentPopularity.fit(catalog.events, catalog.events["timestamp"].max() + 1)
+    rules_only = Chat(search, titles, sessions, prior=prior, popular=popular)
     off_ms: list[float] = []
     metrics: dict[str, float | int | str] = {
         **_pick_quality("baseline", methods.baseline, search, prior),
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     for model in models:
         client = client_from_settings(settings.model_copy(update={"llm_model": f"local/{model}"}))
         client.warm_up()
-        chat = Chat(search, titles, sessions, ChatLLM(client, prompts), prior=prior)
+        llm = ChatLLM(client, prompts)
+        chat = Chat(search, titles, sessions, llm, prior=prior, popular=popular)
         chat.warm_up()
         metrics.update(_model_metrics(model, chat, methods, judged))
     if args.latency:

@@ -66,6 +66,7 @@ class Facts:
     keywords: tuple[str, ...] = ()  # the item's keywords that match the request's words
     moods: tuple[str, ...] = ()  # mood terms of the request
     source: str | None = None  # "your taste", "your request", "what people watch next"
+    standing: str | None = None  # "rated 4.2/5 by 310 viewers", "much watched lately"
 
     def lines(self) -> list[str]:
         """The facts as the explain prompt lists them."""
@@ -77,6 +78,8 @@ class Facts:
             out.append("matches: " + ", ".join(dict.fromkeys(m.lower() for m in matched)))
         if self.source:
             out.append(f"retrieved by: {self.source}")
+        if self.standing:
+            out.append(self.standing)
         return out
 
     def titles(self) -> set[str]:
@@ -102,6 +105,8 @@ def template(facts: Facts) -> str:
         text += f"; matches {', '.join(matched)}"
     elif matched:
         text += f": {', '.join(matched)}"
+    if facts.standing:  # what sets this pick apart from the other matches
+        text += f"; {facts.standing}"
     return text
 
 

@@ -10,7 +10,7 @@ brings popularity in: with few ratings a film stays average, whatever its mean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,11 +20,13 @@ SHRINK_STRENGTH = 10.0  # pseudo-ratings at the catalog mean (a film's first 10 
 
 @dataclass(frozen=True)
 class QualityPrior:
-    """Shrunk mean rating per item and its percentile among all items (0 worst, 1 best)."""
+    """Shrunk mean rating per item and its percentile among all items (0 worst, 1 best),
+    plus each rated item's raw (mean, count), which a reason may quote."""
 
     shrunk: dict[int, float]
     percentile: dict[int, float]
     mean: float
+    raw: dict[int, tuple[float, int]] = field(default_factory=dict)
 
     @classmethod
     def fit(
@@ -44,15 +46,24 @@ class QualityPrior:
             unrated = np.setdiff1d(np.asarray(item_ids, dtype=np.int64), shrunk.index.to_numpy())
             shrunk = pd.concat([shrunk, pd.Series(mean, index=unrated)])
         pct = shrunk.rank(pct=True, method="average")
+        raw = {
+            int(i): (float(total / count), int(count))
+            for i, total, count in zip(stats.index, stats["sum"], stats["count"], strict=True)
+        }
         return cls(
             {int(i): float(v) for i, v in shrunk.items()},
             {int(i): float(v) for i, v in pct.items()},
             mean,
+            raw,
         )
 
     def rating(self, item_id: int) -> float:
         """The shrunk mean rating (the catalog mean for an item never rated)."""
         return self.shrunk.get(int(item_id), self.mean)
+
+    def rated(self, item_id: int) -> tuple[float, int] | None:
+        """The item's mean rating and rating count (None if never rated)."""
+        return self.raw.get(int(item_id))
 
     def lift(self, item_id: int) -> float:
         """The item's percentile in [0, 1] (0.5 for an unknown item)."""
