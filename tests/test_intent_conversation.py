@@ -114,3 +114,15 @@ def test_the_session_keeps_every_title_and_a_seen_page(titles) -> None:
     assert user.history.tolist() == restored.taste
     assert np.all(user.history_times == 1_000)
     assert restored.mentioned() <= user.disliked  # never recommended back
+
+
+def test_a_new_genre_is_a_new_subject_and_drops_the_old_moods(titles) -> None:
+    """ "any good horror?" after "something light and funny" asks for horror, not for
+    light and funny horror; a refinement ("and funnier") keeps what came before."""
+    first = parse("something light and funny, no musicals", titles)
+    assert {"light", "funny"} <= set(first.mood_terms)
+    switched = parse("any good horror?", titles, previous=first)
+    assert switched.include_genres == ["Horror"] and switched.mood_terms == []
+    assert switched.exclude_genres == ["Musical"]  # a refusal stands until lifted
+    refined = parse("make it a romance too", titles, previous=first)
+    assert "Romance" in refined.include_genres and {"light", "funny"} <= set(refined.mood_terms)

@@ -150,7 +150,14 @@ def _assemble(
         include = _merge_list(previous.include_genres, found.include, replace)
         new_includes = set(found.include)
         exclude = [g for g in previous.exclude_genres if g not in new_includes] + found.exclude
-        moods = _merge_list(previous.mood_terms, found.moods, replace)
+        # a new genre, not refined ("any good thrillers?" after "light and funny"), is a
+        # new subject: the old request's moods do not carry over to it
+        new_subject = replace and bool(found.include)
+        moods = (
+            list(found.moods)
+            if new_subject
+            else _merge_list(previous.mood_terms, found.moods, replace)
+        )
         year_min, year_max = years or (previous.year_min, previous.year_max)
         runtime = found.runtime if found.runtime_said else previous.max_runtime
         language = found.language or previous.language
