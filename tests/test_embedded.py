@@ -171,7 +171,12 @@ def test_chat_answers_with_recommendations_and_follows_up(server) -> None:
     # embedded model already took part above, and its time is the slow part here)
     follow = client.post(
         "/v1/chat",
-        json={"message": "something older", "session_id": body["session_id"], "llm": False},
+        json={
+            "message": "something older",
+            "session_id": body["session_id"],
+            "user_id": USER,  # a session is bound to the caller and the user it started with
+            "llm": False,
+        },
     )
     assert follow.status_code == 200, follow.text
     older = follow.json()

@@ -37,7 +37,11 @@ def _check_session(owners: SessionOwners, session_id: str | None, owner: str) ->
     if found is None:
         raise HTTPException(404, "unknown or expired session_id: omit it to start a session")
     if found != owner:
-        raise HTTPException(403, "this session belongs to another caller")
+        raise HTTPException(
+            403,
+            "this session belongs to another caller or user: continue it with the key and "
+            "user_id that started it",
+        )
 
 
 @router.post(
