@@ -36,6 +36,7 @@ from ranking.cold_start import (
     OnboardingSource,
 )
 from ranking.pipeline import load_ranker
+from ranking.ranker import RANK_DEPTH
 from ranking.rules import (
     CTR_PRIOR,
     DEFAULT_LAMBDA,
@@ -125,8 +126,12 @@ class Funnel:
         content: ContentSource,
         new_items: Sequence[int],
         clock: ClockSpec,
+        rank_depth: int | None = RANK_DEPTH,
     ) -> None:
         self.version = version
+        # Candidates the deep ranker scores, in merge order (None: the whole pool; the
+        # quality guard compares both through this same object).
+        self.rank_depth = rank_depth
         self.clock = clock  # the data end and clock mode the bundle was trained for
         self.catalog = catalog
         self.merger = merger
@@ -319,7 +324,8 @@ class Funnel:
         # Filters may remove most of the pool, so filtered requests keep every candidate.
         filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
         limit = None if filtered else max(RANKED_KEEP, 5 * ctx.page_size)
-        ranked = self.ranker.rank(ctx.request, merged.pool, weights=weights, limit=limit)
+        pool = merged.pool if filtered else merged.pool.head(self.rank_depth)
+        ranked = self.ranker.rank(ctx.request, pool, weights=weights, limit=limit)
         timings["ranking"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         lam = DEFAULT_LAMBDA if variant.diversity_lambda is None else variant.diversity_lambda

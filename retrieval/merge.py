@@ -63,6 +63,13 @@ class Pool:
     def candidates(self) -> list[PooledCandidate]:
         return [self.candidate(i) for i in range(len(self))]
 
+    def head(self, n: int | None) -> Pool:
+        """The first `n` pooled items (all when None): the merge order interleaves the
+        sources rank by rank, so a head keeps every source's best items."""
+        if n is None or n >= len(self):
+            return self
+        return Pool(self.sources, self.item_ids[:n], self.ranks[:n], self.scores[:n])
+
     def source_sets(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
         """Sources of each row in column order; cheap (one lookup per row) for a page."""
         bits = (self.ranks[np.asarray(rows, dtype=np.int64)] >= 0) @ (
