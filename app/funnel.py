@@ -312,7 +312,11 @@ class Funnel:
     ) -> tuple[list[RankedItem], list[str], dict[str, list[Candidate]] | None]:
         start = time.perf_counter()
         reuse = precomputed is not None and set(HISTORY_SOURCES) <= set(precomputed)
-        merged = self.merger.gather(ctx.request, precomputed if reuse else None)
+        # Filters may remove most of the pool, so filtered requests keep every candidate;
+        # otherwise only the head the deep ranker scores is merged (the same items).
+        filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
+        depth = None if filtered else self.rank_depth
+        merged = self.merger.gather(ctx.request, precomputed if reuse else None, depth)
         fresh = None
         if not reuse and not set(HISTORY_SOURCES) & set(merged.failed):
             fresh = {name: merged.lists[name] for name in HISTORY_SOURCES}
@@ -321,11 +325,8 @@ class Funnel:
         weights = self.ranker.weights
         if variant.blend:
             weights = replace(weights, **variant.blend)
-        # Filters may remove most of the pool, so filtered requests keep every candidate.
-        filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
         limit = None if filtered else max(RANKED_KEEP, 5 * ctx.page_size)
-        pool = merged.pool if filtered else merged.pool.head(self.rank_depth)
-        ranked = self.ranker.rank(ctx.request, pool, weights=weights, limit=limit)
+        ranked = self.ranker.rank(ctx.request, merged.pool, weights=weights, limit=limit)
         timings["ranking"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         lam = DEFAULT_LAMBDA if variant.diversity_lambda is None else variant.diversity_lambda
@@ -386,7 +387,7 @@ class Funnel:
             self.covisit.universe,
             items,
             recent,
-            lambda h, c: self.covisit.neighbours[h][:, c].toarray(),
+            self.covisit.links,
         )
 
     def _content_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:

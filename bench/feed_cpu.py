@@ -34,7 +34,7 @@ def one_pass(service, users: np.ndarray, k: int) -> dict[str, float]:
     from app.funnel import FeedQuery
 
     sums = dict.fromkeys((*STAGES, "cpu", "wall"), 0.0)
-    personalized = 0
+    personalized = stored = 0
     for user in users.tolist():
         start = time.perf_counter()
         service.reader.read(int(user))  # what Service.feed reads first, timed on its own
@@ -44,12 +44,14 @@ def one_pass(service, users: np.ndarray, k: int) -> dict[str, float]:
         sums["cpu"] += (time.thread_time() - cpu0) * 1e3
         sums["wall"] += (time.perf_counter() - wall0) * 1e3
         personalized += out.result.stage == "personalized"
+        stored += out.result.fresh_lists is None  # history lists read back, not recomputed
         for stage in STAGES[1:]:
             sums[stage] += out.result.timings_ms.get(stage, 0.0)
     n = len(users)
     means = {name: value / n for name, value in sums.items()}
     means["stage_sum"] = sum(means[s] for s in STAGES)
     means["personalized_share"] = personalized / n
+    means["stored_lists_share"] = stored / n
     return means
 
 

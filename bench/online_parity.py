@@ -128,19 +128,28 @@ def prepare(data: ParityData, full, full_settings, workdir: Path, max_epochs: in
 # offline: the serving funnel object, in this process ------------------------------------
 
 
-def offline_pages(settings, data: ParityData, explore: bool) -> list[list[int]]:
-    """Each test user's page from the serving `Funnel`, its state composed exactly as the
-    service composes replayed events (app.user_state.compose_state)."""
-    from app.experiments import DEFAULT_EXPERIMENTS, Assigner
-    from app.funnel import FeedQuery, Funnel
-    from app.user_state import catalog_demographics, compose_state
-    from features.events import EventType
-    from features.nearline import RecentEvent
+def offline_funnel(settings, data: ParityData):
+    """The serving `Funnel` over the parity bundle, as `marquee serve` builds it."""
+    from app.funnel import Funnel
     from retrieval.pipeline import latest_bundle
 
     # Offline waits for every source: the served run's deadline misses are counted apart.
     patient = settings.model_copy(update={"source_timeout_s": 120.0})
-    funnel = Funnel.build(latest_bundle(settings, data.catalog.name), data.catalog, patient)
+    return Funnel.build(latest_bundle(settings, data.catalog.name), data.catalog, patient)
+
+
+def offline_pages(
+    settings, data: ParityData, explore: bool, funnel=None, page: int = PAGE
+) -> list[list[int]]:
+    """Each test user's page from the serving `Funnel` (built unless given), its state
+    composed exactly as the service composes replayed events (app.user_state)."""
+    from app.experiments import DEFAULT_EXPERIMENTS, Assigner
+    from app.funnel import FeedQuery
+    from app.user_state import catalog_demographics, compose_state
+    from features.events import EventType
+    from features.nearline import RecentEvent
+
+    funnel = funnel or offline_funnel(settings, data)
     assigner = Assigner(DEFAULT_EXPERIMENTS)
     demographics = catalog_demographics(data.catalog)
     pages = []
@@ -151,7 +160,7 @@ def offline_pages(settings, data: ParityData, explore: bool) -> list[list[int]]:
         ]
         state = compose_state(user.user_id, None, recent, None, demographics.get(user.user_id))
         variant = assigner.assign(user.user_id)
-        result = funnel.feed(state, FeedQuery(k=PAGE, explore=explore), variant, user.at)
+        result = funnel.feed(state, FeedQuery(k=page, explore=explore), variant, user.at)
         pages.append([it.item_id for it in result.items])
     return pages
 
