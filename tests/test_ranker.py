@@ -102,3 +102,19 @@ def test_numpy_runtime_computes_the_torch_networks_probabilities():
     assert got.shape == (50, len(OBJECTIVES))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert np.ptp(got) > 0.1  # a degenerate net would make the comparison vacuous
+
+
+def test_cached_user_features_follow_the_history() -> None:
+    """The ranker keeps each history's user-side features; a changed history (a new
+    event) must get its own, never the previous page's."""
+    from ranking.ranker import MultiTaskNet
+
+    items = _items()
+    ranker = Ranker(MultiTaskNet(len(feature_names(GENRES)), RankerConfig()), items, BlendWeights())
+    pool = _pool(20, 30, 40)
+    before = RequestContext(1, np.array([10]), 1_262_304_000)
+    after = RequestContext(1, np.array([10, 40]), 1_262_304_000)
+    for ctx in (before, after, before):
+        np.testing.assert_array_equal(ranker.features(ctx, pool), build_features(ctx, pool, items))
+    assert not np.array_equal(ranker.features(before, pool), ranker.features(after, pool))
+    assert len(ranker._users) == 2
