@@ -133,6 +133,9 @@ def measure(args, port: int, generators: list[str], levels: list[int]) -> dict:
         "healthz": ["/healthz"],
     }
     metrics: dict[str, float | int] = {}
+    # Settle first: right after start-up the server still finishes background work (the
+    # LLM warm-up, the first live refresh), and the first level measured would pay it.
+    run_level(port, endpoints["feed"], 8, args.settle, 0.0)
     for gen in generators:
         for name, paths in endpoints.items():
             for c in levels:
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         default="wrk" if shutil.which("wrk") else "python",
     )
     parser.add_argument("--pin-generator", type=int, default=None, help="CPU for wrk.")
+    parser.add_argument("--settle", type=float, default=20.0, help="Unmeasured load first.")
     args = parser.parse_args(argv)
     generators = ["wrk", "python"] if args.generator == "both" else [args.generator]
     levels = [int(c) for c in args.levels.split(",")]
@@ -218,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
             "## Feed API under load (closed loop, real Redis)",
             f"Command: `{COMMAND} --dataset {args.dataset} --generator {args.generator}`. "
             f"`marquee serve --workers {args.workers}` on loopback, k={args.k}, "
-            f"{args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up, measured once "
+            f"{args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up (and {args.settle:.0f} s "
+            "of unmeasured load after start-up), measured once "
             "every catalog user's history-dependent candidate lists are stored (the server "
             "computes them at start-up); the load generator shares the CPU cores with the "
             "server. wrk: one thread, keep-alive connections (bench/wrk/feed.lua); python: "

@@ -15,7 +15,10 @@ function init(args)
   for line in io.lines(args[1]) do
     paths[#paths + 1] = line
   end
-  headers = { ["X-API-Key"] = args[2] }
+  -- a new connection per request, as from many independent users (and as the Python
+  -- generator does): with keep-alive, all connections stick to the server process that
+  -- accepted them first, and the figure measures one process instead of the server
+  headers = { ["X-API-Key"] = args[2], ["Connection"] = "close" }
   math.randomseed(slot or 1)  -- seeded per thread: a rerun asks for the same users
 end
 
