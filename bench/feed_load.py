@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
             "## Feed API under load (closed loop, real Redis)",
             f"Command: `{COMMAND} --dataset {args.dataset} --generator {args.generator}`. "
             f"`marquee serve --workers {args.workers}` on loopback, k={args.k}, "
-            f"{args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up (and {args.settle:.0f} s "
-            "of unmeasured load after start-up), measured once "
+            f"{args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up (and "
+            f"{args.settle:.0f} s of unmeasured load after start-up), measured once "
             "every catalog user's history-dependent candidate lists are stored (the server "
             "computes them at start-up); the load generator shares the CPU cores with the "
             "server. wrk: one thread, keep-alive connections (bench/wrk/feed.lua); python: "
