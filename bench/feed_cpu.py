@@ -55,7 +55,9 @@ def one_pass(service, users: np.ndarray, k: int) -> dict[str, float]:
     return means
 
 
-def measure(dataset: str, redis_url: str, requests: int, repeats: int, k: int) -> dict:
+def measure(
+    dataset: str, redis_url: str, requests: int, repeats: int, k: int, depth: int | None = None
+) -> dict:
     from app.service import Service
     from app.settings import get_settings
 
@@ -64,6 +66,8 @@ def measure(dataset: str, redis_url: str, requests: int, repeats: int, k: int) -
         update={"dataset": dataset, "redis_url": redis_url, "redis_prefix": prefix}
     )
     service = Service.from_settings(settings)
+    if depth is not None:  # a lever trial: the ranked head's size (0 = the whole pool)
+        service.funnel.rank_depth = depth or None
     try:
         users = np.unique(service.catalog.events["user_id"].to_numpy())
         sample = np.random.default_rng(0).choice(users, requests)
@@ -86,8 +90,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="Print only (lever trials).")
+    parser.add_argument(
+        "--rank-depth", type=int, default=None, help="Override the ranked head (0: whole pool)."
+    )
     args = parser.parse_args(argv)
-    metrics = measure(args.dataset, args.redis_url, args.requests, args.repeats, args.k)
+    metrics = measure(
+        args.dataset, args.redis_url, args.requests, args.repeats, args.k, args.rank_depth
+    )
     print(metrics, flush=True)
     if args.no_write:
         return
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
             "## Feed CPU per personalized page (sequential, in-process service, real Redis)",
             f"Command: `{COMMAND} --dataset {args.dataset} --requests {args.requests} "
             f"--repeats {args.repeats}`, k={args.k}; personalized share "
-            f"{metrics['personalized_share']}. `cpu` is the thread CPU time of one "
+            f"{metrics['personalized_share']}, stored candidate lists reused for a share "
+            f"{metrics['stored_lists_share']}. `cpu` is the thread CPU time of one "
             "`Service.feed` call (feature read included); `stage_sum` the sum of the stage "
             "timings.",
             "\n".join(rows),

@@ -129,7 +129,7 @@ def section(m: dict, args) -> str:
             f"95% CI {m['diff_ci_lo']:+.4f} .. {m['diff_ci_hi']:+.4f}); coverage@10: "
             f"{m['after_minus_before.coverage@10']:+.4f} (paired 95% CI "
             f"{m['coverage_diff_ci_lo']:+.4f} .. {m['coverage_diff_ci_hi']:+.4f}); identical pages "
-            f"for {m['identical_pages']:.0%} of users. After is "
+            f"for a share {m['identical_pages']} of users. After is "
             f"{verdict[m['ndcg@10_within_before_ci']]} the before interval on NDCG@10 and "
             f"{verdict[m['coverage@10_within_before_ci']]} it on coverage@10.",
         ]

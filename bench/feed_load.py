@@ -139,13 +139,25 @@ def measure(args, port: int, generators: list[str], levels: list[int]) -> dict:
     for gen in generators:
         for name, paths in endpoints.items():
             for c in levels:
-                if gen == "wrk":
-                    stats = run_wrk(port, paths, c, args.seconds, args.warmup, args.pin_generator)
-                else:
-                    stats = summarize(*run_level(port, paths, c, args.seconds, args.warmup))
+                runs = []
+                for _ in range(args.repeats):
+                    if gen == "wrk":
+                        w = run_wrk(port, paths, c, args.seconds, args.warmup, args.pin_generator)
+                        runs.append(w)
+                    else:
+                        runs.append(
+                            summarize(*run_level(port, paths, c, args.seconds, args.warmup))
+                        )
+                    print(gen, name, f"c={c}", json.dumps(runs[-1]), flush=True)
+                stats = {k: median_of([r[k] for r in runs]) for k in FIGURES}
                 metrics.update({f"{gen}.{name}.c{c}.{k}": v for k, v in stats.items()})
-                print(gen, name, f"c={c}", json.dumps(stats), flush=True)
     return metrics
+
+
+def median_of(values: list) -> float | int:
+    """The median of repeated runs, as the figure type it came in (counts stay ints)."""
+    m = float(np.median(values))
+    return round(m) if all(isinstance(v, int) for v in values) else round(m, 2)
 
 
 def _catalog_users(dataset: str) -> np.ndarray:
@@ -188,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         default="wrk" if shutil.which("wrk") else "python",
     )
     parser.add_argument("--pin-generator", type=int, default=None, help="CPU for wrk.")
+    parser.add_argument("--repeats", type=int, default=3, help="Runs per level (median).")
     parser.add_argument("--settle", type=float, default=20.0, help="Unmeasured load first.")
     args = parser.parse_args(argv)
     generators = ["wrk", "python"] if args.generator == "both" else [args.generator]
@@ -220,7 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     section = "\n\n".join(
         [
             "## Feed API under load (closed loop, real Redis)",
-            f"Command: `{COMMAND} --dataset {args.dataset} --generator {args.generator}`. "
+            f"Command: `{COMMAND} --dataset {args.dataset} --generator {args.generator} "
+            f"--levels {args.levels} --seconds {args.seconds:g}`; every figure is the median "
+            f"of {args.repeats} runs of the level. "
             f"`marquee serve --workers {args.workers}` on loopback, k={args.k}, "
             f"{args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up (and "
             f"{args.settle:.0f} s of unmeasured load after start-up), measured once "
