@@ -27,9 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.online_parity import figures, offline_funnel, offline_pages, prepare
+from bench.online_parity import (
+    figures,
+    offline_funnel,
+    offline_pages,
+    parity_arguments,
+    parity_inputs,
+)
 from evaluation.bench_io import update_results_md, write_result
-from evaluation.parity import paired_bootstrap, parity_data
+from evaluation.parity import paired_bootstrap
 
 COMMAND = "marquee bench feed_guard"
 DRAWS = 2000
@@ -138,29 +144,20 @@ def section(m: dict, args) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--users", type=int, default=300, help="Test users (taken out).")
-    parser.add_argument("--seed", type=int, default=0)
+    parity_arguments(parser, users=300, dataset="ml-100k", max_epochs=10)
     parser.add_argument("--workdir", type=Path, default=Path("artifacts") / "guard")
-    parser.add_argument("--bench-dir", type=Path, default=Path("bench"))
-    parser.add_argument("--max-epochs", type=int, default=10, help="Two-tower epoch cap.")
     args = parser.parse_args(argv)
 
-    from app.settings import get_settings
-    from catalog.tables import load_catalog
     from ranking.ranker import RANK_DEPTH
 
-    full_settings = get_settings()
-    full = load_catalog(args.dataset, full_settings)
-    data = parity_data(full, args.users, args.seed)
-    settings = prepare(data, full, full_settings, args.workdir, args.max_epochs)
+    data, settings = parity_inputs(args)
     funnel = offline_funnel(settings, data)
     pages = {}
     for name, depth in (("before", None), ("after", RANK_DEPTH)):
         funnel.rank_depth = depth
         print(f"{name}: pages of {len(data.users)} users, rank depth {depth} ...", flush=True)
         pages[name] = offline_pages(settings, data, explore=True, funnel=funnel)
-    metrics = {**summarize(pages, data, len(full.items)), "depth": RANK_DEPTH}
+    metrics = {**summarize(pages, data, len(data.catalog.items)), "depth": RANK_DEPTH}
     print(metrics, flush=True)
     write_result("feed_guard", metrics, COMMAND, args.dataset, args.bench_dir)
     update_results_md("feed_guard", section(metrics, args), args.bench_dir / "RESULTS.md")

@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.settle:.0f} s of unmeasured load after start-up), measured once "
             "every catalog user's history-dependent candidate lists are stored (the server "
             "computes them at start-up); the load generator shares the CPU cores with the "
-            "server. wrk: one thread, keep-alive connections (bench/wrk/feed.lua); python: "
-            "one thread per connection, a new connection per request.",
+            "server. wrk: one thread (bench/wrk/feed.lua); python: one thread per connection; "
+            "both open a new connection per request, so requests spread over the server's "
+            "processes.",
             "\n".join(table(metrics, generators, levels)),
             " ".join(verdicts),
         ]

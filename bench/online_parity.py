@@ -387,24 +387,33 @@ def plot(m: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=200, help="Test users (taken out).")
+def parity_arguments(parser, users: int, dataset: str, max_epochs: int) -> None:
+    """The options every parity-protocol benchmark takes (this one and feed_guard)."""
+    parser.add_argument("--users", type=int, default=users, help="Test users (taken out).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataset", default="ml-latest-small")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--workdir", type=Path, default=Path("artifacts") / "parity")
+    parser.add_argument("--dataset", default=dataset)
     parser.add_argument("--bench-dir", type=Path, default=Path("bench"))
-    parser.add_argument("--max-epochs", type=int, default=60, help="Two-tower epoch cap.")
-    args = parser.parse_args(argv)
+    parser.add_argument("--max-epochs", type=int, default=max_epochs, help="Two-tower epoch cap.")
 
+
+def parity_inputs(args) -> tuple[ParityData, object]:
+    """The test users and the settings of the parity bundle (trained unless reusable)."""
     from app.settings import get_settings
     from catalog.tables import load_catalog
 
     full_settings = get_settings()
     full = load_catalog(args.dataset, full_settings)
     data = parity_data(full, args.users, args.seed)
-    settings = prepare(data, full, full_settings, args.workdir, args.max_epochs)
+    return data, prepare(data, full, full_settings, args.workdir, args.max_epochs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parity_arguments(parser, users=200, dataset="ml-latest-small", max_epochs=60)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--workdir", type=Path, default=Path("artifacts") / "parity")
+    args = parser.parse_args(argv)
+    data, settings = parity_inputs(args)
     print(f"offline pages of {len(data.users)} users ...", flush=True)
     results = {
         "offline": offline_pages(settings, data, explore=True),
