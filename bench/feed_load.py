@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -206,6 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     generators = ["wrk", "python"] if args.generator == "both" else [args.generator]
     levels = [int(c) for c in args.levels.split(",")]
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    # One API key sends every request: its default budget (6000 a minute) would turn the
+    # load test into a rate-limit test. The limiter still runs (its cost is part of a
+    # request), with a budget this run cannot reach.
+    os.environ["MARQUEE_RATE_DEFAULT"] = "100000000/minute"
     port = free_port()
     server = start_server(port, prefix, args.workers, args.redis_url)
     metrics: dict[str, float | int] = {"server_workers": args.workers, "k": args.k}
