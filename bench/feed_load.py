@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     # load test into a rate-limit test. The limiter still runs (its cost is part of a
     # request), with a budget this run cannot reach.
     os.environ["MARQUEE_RATE_DEFAULT"] = "100000000/minute"
+    os.environ["MARQUEE_DATASET"] = args.dataset  # the server serves the users asked for
     port = free_port()
     server = start_server(port, prefix, args.workers, args.redis_url)
     metrics: dict[str, float | int] = {"server_workers": args.workers, "k": args.k}
