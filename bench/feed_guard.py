@@ -11,8 +11,9 @@ trained on the rest; each test user's page is built by the serving `Funnel` obje
 from their history at the held-out event's time. "Before" scores the whole merged pool
 with the deep ranker (`rank_depth=None`), "after" only its merge-order head
 (`ranking.ranker.RANK_DEPTH`), which is the one lever that changes what is ranked; the
-others (numpy runtime, array rules, cached user features) compute the same scores and
-order, which their unit tests check against the reference code.
+others (numpy runtime, MMR's cap mask, co-visitation links, cached user features)
+compute the same scores and order, which their unit tests check against the torch
+network, a reference MMR, the scipy slice and `build_features`.
 
 Figures: NDCG@10 and Recall@10 of the held-out item (mean over users) and coverage@10
 (distinct items on all first pages / catalog items), each with a 95% bootstrap

@@ -30,7 +30,8 @@ from retrieval.merge import Pool, PooledCandidate
 # Candidates the deep ranker scores per request, in merge order (the merge interleaves
 # the sources rank by rank, so this is every source's head). Measured in
 # `marquee bench feed_guard`: the page's NDCG@10 and coverage@10 within the bootstrap
-# interval of scoring the whole ~500 pool, at under a third of the ranking cost.
+# interval of scoring the whole ~500 pool (coverage about half a point lower, paired),
+# at about half the ranking stage's time (`marquee bench feed_cpu --rank-depth 0`).
 RANK_DEPTH = 150
 USER_CACHE = 2048  # users whose history-side features are kept (LRU)
 
