@@ -36,6 +36,7 @@ from ranking.cold_start import (
     OnboardingSource,
 )
 from ranking.pipeline import load_ranker
+from ranking.ranker import RANK_DEPTH
 from ranking.rules import (
     CTR_PRIOR,
     DEFAULT_LAMBDA,
@@ -125,8 +126,12 @@ class Funnel:
         content: ContentSource,
         new_items: Sequence[int],
         clock: ClockSpec,
+        rank_depth: int | None = RANK_DEPTH,
     ) -> None:
         self.version = version
+        # Candidates the deep ranker scores, in merge order (None: the whole pool; the
+        # quality guard compares both through this same object).
+        self.rank_depth = rank_depth
         self.clock = clock  # the data end and clock mode the bundle was trained for
         self.catalog = catalog
         self.merger = merger
@@ -307,7 +312,11 @@ class Funnel:
     ) -> tuple[list[RankedItem], list[str], dict[str, list[Candidate]] | None]:
         start = time.perf_counter()
         reuse = precomputed is not None and set(HISTORY_SOURCES) <= set(precomputed)
-        merged = self.merger.gather(ctx.request, precomputed if reuse else None)
+        # Filters may remove most of the pool, so filtered requests keep every candidate;
+        # otherwise only the head the deep ranker scores is merged (the same items).
+        filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
+        depth = None if filtered else self.rank_depth
+        merged = self.merger.gather(ctx.request, precomputed if reuse else None, depth)
         fresh = None
         if not reuse and not set(HISTORY_SOURCES) & set(merged.failed):
             fresh = {name: merged.lists[name] for name in HISTORY_SOURCES}
@@ -316,8 +325,6 @@ class Funnel:
         weights = self.ranker.weights
         if variant.blend:
             weights = replace(weights, **variant.blend)
-        # Filters may remove most of the pool, so filtered requests keep every candidate.
-        filtered = ctx.include_genres or ctx.exclude_genres or ctx.maturity != "adult"
         limit = None if filtered else max(RANKED_KEEP, 5 * ctx.page_size)
         ranked = self.ranker.rank(ctx.request, merged.pool, weights=weights, limit=limit)
         timings["ranking"] = (time.perf_counter() - start) * 1e3
@@ -380,7 +387,7 @@ class Funnel:
             self.covisit.universe,
             items,
             recent,
-            lambda h, c: self.covisit.neighbours[h][:, c].toarray(),
+            self.covisit.links,
         )
 
     def _content_anchors(self, items: list[int], recent: np.ndarray) -> list[int | None]:

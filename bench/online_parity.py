@@ -128,19 +128,28 @@ def prepare(data: ParityData, full, full_settings, workdir: Path, max_epochs: in
 # offline: the serving funnel object, in this process ------------------------------------
 
 
-def offline_pages(settings, data: ParityData, explore: bool) -> list[list[int]]:
-    """Each test user's page from the serving `Funnel`, its state composed exactly as the
-    service composes replayed events (app.user_state.compose_state)."""
-    from app.experiments import DEFAULT_EXPERIMENTS, Assigner
-    from app.funnel import FeedQuery, Funnel
-    from app.user_state import catalog_demographics, compose_state
-    from features.events import EventType
-    from features.nearline import RecentEvent
+def offline_funnel(settings, data: ParityData):
+    """The serving `Funnel` over the parity bundle, as `marquee serve` builds it."""
+    from app.funnel import Funnel
     from retrieval.pipeline import latest_bundle
 
     # Offline waits for every source: the served run's deadline misses are counted apart.
     patient = settings.model_copy(update={"source_timeout_s": 120.0})
-    funnel = Funnel.build(latest_bundle(settings, data.catalog.name), data.catalog, patient)
+    return Funnel.build(latest_bundle(settings, data.catalog.name), data.catalog, patient)
+
+
+def offline_pages(
+    settings, data: ParityData, explore: bool, funnel=None, page: int = PAGE
+) -> list[list[int]]:
+    """Each test user's page from the serving `Funnel` (built unless given), its state
+    composed exactly as the service composes replayed events (app.user_state)."""
+    from app.experiments import DEFAULT_EXPERIMENTS, Assigner
+    from app.funnel import FeedQuery
+    from app.user_state import catalog_demographics, compose_state
+    from features.events import EventType
+    from features.nearline import RecentEvent
+
+    funnel = funnel or offline_funnel(settings, data)
     assigner = Assigner(DEFAULT_EXPERIMENTS)
     demographics = catalog_demographics(data.catalog)
     pages = []
@@ -151,7 +160,7 @@ def offline_pages(settings, data: ParityData, explore: bool) -> list[list[int]]:
         ]
         state = compose_state(user.user_id, None, recent, None, demographics.get(user.user_id))
         variant = assigner.assign(user.user_id)
-        result = funnel.feed(state, FeedQuery(k=PAGE, explore=explore), variant, user.at)
+        result = funnel.feed(state, FeedQuery(k=page, explore=explore), variant, user.at)
         pages.append([it.item_id for it in result.items])
     return pages
 
@@ -378,24 +387,33 @@ def plot(m: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=200, help="Test users (taken out).")
+def parity_arguments(parser, users: int, dataset: str, max_epochs: int) -> None:
+    """The options every parity-protocol benchmark takes (this one and feed_guard)."""
+    parser.add_argument("--users", type=int, default=users, help="Test users (taken out).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataset", default="ml-latest-small")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--workdir", type=Path, default=Path("artifacts") / "parity")
+    parser.add_argument("--dataset", default=dataset)
     parser.add_argument("--bench-dir", type=Path, default=Path("bench"))
-    parser.add_argument("--max-epochs", type=int, default=60, help="Two-tower epoch cap.")
-    args = parser.parse_args(argv)
+    parser.add_argument("--max-epochs", type=int, default=max_epochs, help="Two-tower epoch cap.")
 
+
+def parity_inputs(args) -> tuple[ParityData, object]:
+    """The test users and the settings of the parity bundle (trained unless reusable)."""
     from app.settings import get_settings
     from catalog.tables import load_catalog
 
     full_settings = get_settings()
     full = load_catalog(args.dataset, full_settings)
     data = parity_data(full, args.users, args.seed)
-    settings = prepare(data, full, full_settings, args.workdir, args.max_epochs)
+    return data, prepare(data, full, full_settings, args.workdir, args.max_epochs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parity_arguments(parser, users=200, dataset="ml-latest-small", max_epochs=60)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--workdir", type=Path, default=Path("artifacts") / "parity")
+    args = parser.parse_args(argv)
+    data, settings = parity_inputs(args)
     print(f"offline pages of {len(data.users)} users ...", flush=True)
     results = {
         "offline": offline_pages(settings, data, explore=True),

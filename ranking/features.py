@@ -74,39 +74,84 @@ def retrieval_columns(
     return np.array([c.item_id for c in pool], dtype=np.int64), ranks, tt_score
 
 
+@dataclass(frozen=True)
+class UserSide:
+    """What the features take from the user's history alone: the same for every
+    candidate and for every request until the history changes, so it can be cached."""
+
+    n_history: int  # history items the table knows
+    affinity: np.ndarray  # (g,) mean genre vector of the whole history
+    session: np.ndarray  # (g,) of the last SHORT_TERM items
+    recent_text: np.ndarray  # (d,) unit text centroid of the last SHORT_TERM items
+    long_text: np.ndarray  # (d,) of the whole history
+
+
+def user_side(history: np.ndarray, items: ItemTable) -> UserSide:
+    hist_rows = items.rows(np.asarray(history, dtype=np.int64))
+    hist_rows = hist_rows[hist_rows >= 0]
+    if not hist_rows.size:
+        g, d = items.genres.shape[1], items.text.shape[1]
+        zeros_g, zeros_d = np.zeros(g, dtype=np.float32), np.zeros(d, dtype=np.float32)
+        return UserSide(0, zeros_g, zeros_g, zeros_d, zeros_d)
+    recent = hist_rows[-SHORT_TERM:]
+    return UserSide(
+        int(hist_rows.size),
+        items.genres[hist_rows].mean(axis=0),
+        items.genres[recent].mean(axis=0),
+        _unit(items.text[recent].mean(axis=0)),
+        _unit(items.text[hist_rows].mean(axis=0)),
+    )
+
+
 def build_features(
-    ctx: RequestContext, pool: Sequence[PooledCandidate] | Pool, items: ItemTable
+    ctx: RequestContext,
+    pool: Sequence[PooledCandidate] | Pool,
+    items: ItemTable,
+    user: UserSide | None = None,
 ) -> np.ndarray:
-    """(len(pool), n_features) float32 matrix in `feature_names` order."""
+    """(len(pool), n_features) float32 matrix in `feature_names` order; `user` is
+    `user_side(ctx.history, items)` when the caller has it already.
+
+    Written column block by column block into one preallocated matrix: one pass, no
+    per-candidate Python and no concatenation of a dozen temporaries.
+    """
+    user = user or user_side(ctx.history, items)
     n = len(pool)
+    n_src, g = len(SOURCES), items.genres.shape[1]
     item_ids, ranks, tt_score = retrieval_columns(pool)
     cand_rows = items.rows(item_ids)
     known = cand_rows >= 0
     safe = np.where(known, cand_rows, 0)
-    member = (ranks >= 0).astype(np.float32)
-    inv_rank = np.where(ranks >= 0, 1.0 / (1.0 + np.maximum(ranks, 0)), 0.0).astype(np.float32)
-
-    genres = items.genres[safe] * known[:, None]
+    out = np.empty((n, 2 * n_src + 6 + 2 * g + 14), dtype=np.float32)
+    member = out[:, :n_src]
+    np.greater_equal(ranks, 0, out=member, casting="unsafe")
+    out[:, n_src : 2 * n_src] = np.where(ranks >= 0, 1.0 / (1.0 + np.maximum(ranks, 0)), 0.0)
+    col = 2 * n_src
+    out[:, col] = tt_score
+    out[:, col + 1] = member.sum(axis=1) / n_src
+    out[:, col + 2] = (items.log_popularity[safe] * known) / 8.0
     years = items.years[safe]
     request_year = 1970 + ctx.timestamp / SECONDS_PER_YEAR
     no_year = np.isnan(years) | ~known
-    year_norm = np.where(no_year, 0.0, (years - 1990.0) / 30.0)
-    age = np.where(no_year, 0.0, np.clip(request_year - years, 0, 100) / 30.0)
+    out[:, col + 3] = np.where(no_year, 0.0, (years - 1990.0) / 30.0)
+    out[:, col + 4] = np.where(no_year, 0.0, np.clip(request_year - years, 0, 100) / 30.0)
+    out[:, col + 5] = no_year
+    col += 6
+    genres = out[:, col : col + g]
+    np.multiply(items.genres[safe], known[:, None], out=genres)
+    np.multiply(genres, user.affinity[None, :], out=out[:, col + g : col + 2 * g])
+    col += 2 * g
+    out[:, col] = genres @ user.affinity
+    out[:, col + 1] = genres @ user.session
+    cand_text = items.text[safe]
+    out[:, col + 2] = (cand_text @ user.recent_text) * known
+    out[:, col + 3] = (cand_text @ user.long_text) * known
+    out[:, col + 4 :] = _user_row(ctx, user)
+    return out
 
-    hist_rows = items.rows(np.asarray(ctx.history, dtype=np.int64))
-    hist_rows = hist_rows[hist_rows >= 0]
-    if hist_rows.size:
-        affinity = items.genres[hist_rows].mean(axis=0)
-        recent = hist_rows[-SHORT_TERM:]
-        session = items.genres[recent].mean(axis=0)
-        recent_text = _unit(items.text[recent].mean(axis=0))
-        long_text = _unit(items.text[hist_rows].mean(axis=0))
-    else:
-        g, d = items.genres.shape[1], items.text.shape[1]
-        affinity = session = np.zeros(g, dtype=np.float32)
-        recent_text = long_text = np.zeros(d, dtype=np.float32)
-    cand_text = items.text[safe] * known[:, None]
 
+def _user_row(ctx: RequestContext, user: UserSide) -> np.ndarray:
+    """The request's user and context columns, the same for every candidate."""
     demo = ctx.demographics or {}
     gender = str(demo.get("gender", ""))
     age_years = demo.get("age")
@@ -118,9 +163,9 @@ def build_features(
     )
     hour = (ctx.timestamp // 3600) % 24
     weekday = (ctx.timestamp // 86400 + 3) % 7
-    user_row = np.array(
+    return np.array(
         [
-            np.log1p(hist_rows.size) / 5.0,
+            np.log1p(user.n_history) / 5.0,
             since_last,
             float(gender == "M"),
             float(gender == "F"),
@@ -133,24 +178,6 @@ def build_features(
         ],
         dtype=np.float32,
     )
-    columns = [
-        member,
-        inv_rank,
-        tt_score[:, None],
-        member.sum(axis=1, keepdims=True) / len(SOURCES),
-        (items.log_popularity[safe] * known)[:, None] / 8.0,
-        year_norm[:, None],
-        age[:, None],
-        no_year[:, None].astype(np.float32),
-        genres,
-        genres * affinity[None, :],
-        (genres @ affinity)[:, None],
-        (genres @ session)[:, None],
-        (cand_text @ recent_text)[:, None],
-        (cand_text @ long_text)[:, None],
-        np.broadcast_to(user_row, (n, user_row.size)),
-    ]
-    return np.hstack(columns).astype(np.float32)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

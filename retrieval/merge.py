@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, TimeoutError, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import NamedTuple
 
@@ -125,7 +125,10 @@ class CandidateMerger:
         return out, (time.perf_counter() - start) * 1000
 
     def gather(
-        self, ctx: RequestContext, ready: Mapping[str, SourceList] | None = None
+        self,
+        ctx: RequestContext,
+        ready: Mapping[str, SourceList] | None = None,
+        pool_size: int | None = None,
     ) -> MergeResult:
         """Run the sources (except those whose list is `ready`, e.g. computed nearline), merge.
 
@@ -134,6 +137,11 @@ class CandidateMerger:
         the pool would cost more than the work. Every other source runs on the pool, all
         at once, and whatever has not finished by the deadline is dropped then, so a slow
         source costs the request at most `timeout_s`, never its own full time.
+
+        `pool_size` below the configured one merges only the pool's head: the merge takes
+        items in a fixed order and stops when full, so the result is exactly the first
+        `pool_size` items of the full pool, for a fraction of the merge's work. Sources
+        are still asked for their configured depth.
         """
         ready = dict(ready or {})
         todo = [s for s in self.sources if s.name not in ready]
@@ -166,11 +174,14 @@ class CandidateMerger:
                 failed.append(name)
                 log.warning("candidate source %s failed: %s", name, exc)
         failed.sort(key=[s.name for s in self.sources].index)
-        return self._result(ctx, lists, latency, failed)
+        return self._result(ctx, lists, latency, failed, pool_size)
 
-    def _result(self, ctx, lists, latency, failed) -> MergeResult:
+    def _result(self, ctx, lists, latency, failed, pool_size=None) -> MergeResult:
         ordered = {s.name: lists[s.name] for s in self.sources if s.name in lists}
-        return MergeResult(merge_pool(ordered, self.config, ctx), latency, failed, ordered)
+        config = self.config
+        if pool_size is not None and pool_size < config.pool_size:
+            config = replace(config, pool_size=pool_size)
+        return MergeResult(merge_pool(ordered, config, ctx), latency, failed, ordered)
 
     def candidates(self, ctx: RequestContext) -> list[PooledCandidate]:
         return self.gather(ctx).candidates

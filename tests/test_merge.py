@@ -100,3 +100,25 @@ def test_bounded_sources_run_inline_and_the_rest_under_the_deadline() -> None:
     assert time.perf_counter() - start < 0.3
     assert inline.thread is threading.current_thread()
     assert [c.item_id for c in result.candidates] == [7, 8] and result.failed == ["slow"]
+
+
+def test_a_smaller_pool_size_merges_exactly_the_full_pools_head() -> None:
+    """The feed merges only the head its ranker scores; it must be the same items, ranks
+    and scores as the head of the full pool, with quotas, duplicates and seen items."""
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        sources = [
+            _FixedSource(f"s{j}", rng.choice(300, size=int(rng.integers(5, 120))).tolist())
+            for j in range(4)
+        ]
+        quotas = {f"s{j}": int(rng.integers(5, 60)) for j in range(4)}
+        merger = CandidateMerger(sources, MergeConfig(pool_size=200, quotas=quotas))
+        ctx = RequestContext(1, rng.choice(300, size=20), timestamp=0)
+        full = merger.gather(ctx).pool
+        depth = int(rng.integers(1, 200))
+        head = merger.gather(ctx, pool_size=depth).pool
+        n = min(depth, len(full))
+        assert len(head) == n
+        np.testing.assert_array_equal(head.item_ids, full.item_ids[:n])
+        np.testing.assert_array_equal(head.ranks, full.ranks[:n])
+        np.testing.assert_array_equal(head.scores, full.scores[:n])

@@ -76,3 +76,45 @@ def test_ranker_learns_a_planted_signal() -> None:
     assert ranked[0].item_id == 40
     assert set(ranked[0].objectives) == set(OBJECTIVES)
     assert ranked[0].score >= ranked[1].score >= ranked[2].score
+
+
+def test_numpy_runtime_computes_the_torch_networks_probabilities():
+    """The serving runtime is the trained network, not an approximation of it: same
+    probabilities as torch on inputs inside and outside the training range."""
+    import torch
+
+    from ranking.ranker import MultiTaskNet
+    from ranking.runtime import NumpyNet
+
+    torch.manual_seed(1)
+    net = MultiTaskNet(12, RankerConfig(hidden=(16, 8), tower=4)).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.3)
+        net.mean.normal_()
+        net.std.uniform_(0.5, 2.0)
+        net.lo.fill_(-1.0)
+        net.hi.fill_(1.5)
+    x = np.random.default_rng(0).normal(scale=2.0, size=(50, 12)).astype(np.float32)
+    with torch.inference_mode():
+        expected = torch.sigmoid(net(torch.from_numpy(x))).numpy()
+    got = NumpyNet.from_torch(net).probabilities(x)
+    assert got.shape == (50, len(OBJECTIVES))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.ptp(got) > 0.1  # a degenerate net would make the comparison vacuous
+
+
+def test_cached_user_features_follow_the_history() -> None:
+    """The ranker keeps each history's user-side features; a changed history (a new
+    event) must get its own, never the previous page's."""
+    from ranking.ranker import MultiTaskNet
+
+    items = _items()
+    ranker = Ranker(MultiTaskNet(len(feature_names(GENRES)), RankerConfig()), items, BlendWeights())
+    pool = _pool(20, 30, 40)
+    before = RequestContext(1, np.array([10]), 1_262_304_000)
+    after = RequestContext(1, np.array([10, 40]), 1_262_304_000)
+    for ctx in (before, after, before):
+        np.testing.assert_array_equal(ranker.features(ctx, pool), build_features(ctx, pool, items))
+    assert not np.array_equal(ranker.features(before, pool), ranker.features(after, pool))
+    assert len(ranker._users) == 2

@@ -67,7 +67,9 @@ def test_committed_quality_results_match_results_md() -> None:
     assert f"{payload['metrics']['split.users']} users" in section
 
 
-@pytest.mark.parametrize("name", ["feed_load", "like_to_feed", "chat_quality"])
+@pytest.mark.parametrize(
+    "name", ["feed_load", "like_to_feed", "chat_quality", "feed_cpu", "feed_guard"]
+)
 def test_committed_serving_results_match_results_md(name: str) -> None:
     payload = json.loads((REPO_ROOT / f"bench/results/{name}.json").read_text())
     section = read_section(name, REPO_ROOT / "bench/RESULTS.md")

@@ -332,3 +332,19 @@ def test_covisitation_beats_popularity_on_ml_latest_small_loo(loo_small) -> None
     # measured: covisit 0.513, popularity 0.192 (covisit defaults tuned on the valid stage)
     assert recall["popularity"] > 0.1
     assert recall["covisit"] > recall["popularity"] + 0.15
+
+
+def test_covisit_links_equal_the_sparse_slice_with_repeats_and_missing_links():
+    """The feed's anchors read `links`; it must be exactly the scipy slice it replaces."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(2)
+    dense = rng.random((40, 40)) * (rng.random((40, 40)) < 0.2)
+    source = CoVisitationSource.__new__(CoVisitationSource)
+    source.neighbours = sp.csr_matrix(dense)
+    rows = np.array([3, 7, 3, 0, 39, 12])  # a repeated history item
+    cols = np.array([5, 5, 0, 38, 21])
+    expected = dense[rows][:, cols]
+    assert (expected > 0).any() and (expected == 0).any()
+    np.testing.assert_array_equal(source.links(rows, cols), expected)
+    assert source.links(np.array([], np.int64), cols).shape == (0, 5)

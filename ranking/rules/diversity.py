@@ -108,40 +108,49 @@ class Diversity:
         return [head[i] for i in order] + ranked[head_n:]
 
     def mmr_order(self, head: list[RankedItem], page: int) -> list[int]:
-        """Indices into `head` in MMR order; the cap applies to the first `page` picks."""
+        """Indices into `head` in MMR order; the cap applies to the first `page` picks.
+
+        One pass of a few array operations per pick: the items a genre cap rules out are
+        kept as a mask that changes only when a genre fills up, not recomputed per pick.
+        """
         lam = self.config.lambda_
         rows = self.meta.rows([r.item_id for r in head])
-        rel = relevance(head)
-        sim = self.similarity(rows)
+        base = lam * relevance(head)
+        sim = (1.0 - lam) * self.similarity(rows)  # penalty weight folded in once
         n = len(head)
         cap = self.config.genre_cap(page)
         scope_any = self.config.cap_scope == "any"
         carried = self.meta.genres[rows]  # (n, G) bool
         primary = self.meta.primary_genre[rows]
         counts = np.zeros(carried.shape[1], dtype=np.int64)
+        full = np.zeros(carried.shape[1], dtype=bool)
+        breaks = np.zeros(n, dtype=bool)  # picking it would overfill a full genre
 
-        max_sim = np.zeros(n)
+        penalty = np.zeros(n)
         taken = np.zeros(n, dtype=bool)
+        gain = np.empty(n)
         order: list[int] = []
         for step in range(n):
-            gain = lam * rel - (1.0 - lam) * max_sim
-            gain[taken] = -np.inf
-            if cap is not None and step < page:
-                full = counts >= cap
-                if scope_any:
-                    breaks = carried[:, full].any(axis=1)
-                else:
-                    breaks = (primary >= 0) & full[primary.clip(min=0)]
-                capped = np.where(breaks, -np.inf, gain)
-                if np.isfinite(capped).any():
-                    gain = capped
-            pick = int(np.argmax(gain))
+            np.subtract(base, penalty, out=gain)
+            capped = cap is not None and step < page
+            excluded = taken | breaks if capped else taken
+            if capped and excluded.all():  # no compatible item left: the cap yields
+                excluded = taken
+            gain[excluded] = -np.inf
+            pick = int(gain.argmax())
             order.append(pick)
             taken[pick] = True
-            np.maximum(max_sim, sim[:, pick], out=max_sim)
-            if cap is not None and step < page:
+            np.maximum(penalty, sim[:, pick], out=penalty)
+            if capped:
                 if scope_any:
                     counts += carried[pick]
                 elif primary[pick] >= 0:
                     counts[primary[pick]] += 1
+                newly = (counts >= cap) & ~full
+                if newly.any():
+                    full |= newly
+                    if scope_any:
+                        breaks |= carried[:, newly].any(axis=1)
+                    else:
+                        breaks |= (primary >= 0) & full[primary.clip(min=0)]
         return order

@@ -21,7 +21,6 @@ Boosted items get the reason "fresh". Ties keep the incoming order.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -82,4 +81,7 @@ class FreshnessBoost:
 def _tagged(item: RankedItem) -> RankedItem:
     if FRESH in item.reasons:
         return item
-    return dataclasses.replace(item, reasons=[*item.reasons, FRESH])
+    # built directly: dataclasses.replace costs several times more, for half the list
+    return RankedItem(
+        item.item_id, item.score, item.objectives, item.sources, [*item.reasons, FRESH]
+    )

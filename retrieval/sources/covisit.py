@@ -27,6 +27,7 @@ Walks draw from a generator seeded with `seed`, so a request is reproducible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,29 @@ class CoVisitationSource:
             if total > 0:
                 blended += part * (part_weight / total)
         return blended
+
+    @cached_property
+    def _by_column(self) -> sp.csc_matrix:
+        return self.neighbours.tocsc()
+
+    def links(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Dense `neighbours[rows][:, cols]` for a few dozen rows and columns (the feed's
+        "because you watched" anchors): read from the column-major copy, the entries of
+        the few columns only, where scipy's fancy indexing slices whole rows twice."""
+        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        out = np.zeros((rows.size, cols.size), dtype=self.neighbours.dtype)
+        if not rows.size or not cols.size:
+            return out
+        m = self._by_column
+        unique_rows, inverse = np.unique(rows, return_inverse=True)
+        lookup = np.full(m.shape[0], -1, np.int64)
+        lookup[unique_rows] = np.arange(unique_rows.size)
+        pos, col_of = _gather_rows(m.indptr, cols)  # CSC: a column's entries are contiguous
+        hit = lookup[m.indices[pos]]
+        keep = hit >= 0
+        block = np.zeros((unique_rows.size, cols.size), dtype=out.dtype)
+        block[hit[keep], col_of[keep]] = m.data[pos[keep]]
+        return block[inverse]
 
     def candidates(self, ctx: RequestContext, k: int) -> list[Candidate]:
         if k <= 0:

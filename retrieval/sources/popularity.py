@@ -55,9 +55,11 @@ class PopularitySource:
         seen = self.universe.seen(ctx)
         head = self._ranked[: k + seen.size]
         best = head[~np.isin(head, seen)][:k]
-        return [
-            Candidate(int(item), float(count), self.name)
-            for item, count in zip(self.universe.ids[best], self.counts[best], strict=True)
+        return [  # Python numbers in one call each, not one conversion per candidate
+            Candidate(item, count, self.name)
+            for item, count in zip(
+                self.universe.ids[best].tolist(), self.counts[best].tolist(), strict=True
+            )
         ]
 
 
