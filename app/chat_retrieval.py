@@ -27,6 +27,7 @@ from app.chat_fusion import add_ranks, filters_of, pooled_candidates
 from app.funnel import Funnel, UserState
 from catalog.search import TitleIndex, tokens
 from llm.intent import GENERIC_WORDS, RetrievalQuery
+from llm.intent.lexicon import FUNCTION_WORDS, GENRE_WORDS, SMALL_TALK_WORDS
 from ranking.base import RankedItem
 from ranking.popularity_prior import RecentPopularity
 from ranking.quality_prior import QualityPrior
@@ -47,10 +48,10 @@ QUALITY_WEIGHT = 0.1
 # the tuning half of the ReDial dialogues (`marquee bench conversational`).
 SIMILAR_WEIGHT = 1.0
 # Popularity prior lift, in rank-1 units: chosen on the tuning half of the ReDial
-# dialogues (`marquee bench conversational`). It tips open requests and conversations
-# ("any good comedies?", "I loved Shrek"), never a request that states moods: at this
-# weight it would outrank what the mood asks for (validation mood precision@10 fell
-# from 0.515 to 0.23, `marquee bench chat_quality`).
+# dialogues (`marquee bench conversational`). It tips requests that describe nothing
+# beyond a genre (a genre, titles, small talk: "any comedies?", "I loved Shrek"), never
+# one that describes what it wants: there it would outrank the description (validation
+# mood precision@10 fell from 0.515 to 0.23 with it, `marquee bench chat_quality`).
 POPULAR_WEIGHT = 4.0
 
 
@@ -87,6 +88,16 @@ class Priors:
             self.quality or QualityPrior.fit(events, item_ids),
             self.popular or RecentPopularity.fit(events, now),
         )
+
+
+PLAIN_WORDS = GENERIC_WORDS | FUNCTION_WORDS | SMALL_TALK_WORDS | GENRE_WORDS
+
+
+def describes(query: RetrievalQuery) -> bool:
+    """Whether the request says what it wants beyond genre and filler ("a clever heist",
+    "something light"): then its words rank, and popularity does not."""
+    words = re.findall(r"[\w'-]+", query.text.lower()) if query.searchable else []
+    return bool(query.mood_terms) or any(w not in PLAIN_WORDS for w in words)
 
 
 def search_text(text: str) -> str:
@@ -151,7 +162,7 @@ def request_scores(
             if prefer & set(search.genres[search.row_of[item]]):
                 fused[item] += lift
                 sources[item].add("implied_genre")
-    if query.mood_terms:  # what the mood asks for ranks; popularity does not
+    if describes(query):  # what the words ask for ranks, not popularity
         weights = replace(weights, popular=0.0)
     for item in fused:
         fused[item] += priors.lift(item, weights)

@@ -43,7 +43,7 @@ from retrieval.base import RequestContext
 
 COMMAND = "marquee bench conversational"
 SIMILAR_GRID = (0.5, 1.0, 2.0)
-POPULAR_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+POPULAR_GRID = (0.0, 1.0, 2.0, 4.0, 8.0)
 PUBLISHED = {"GPT-4": 0.201, "GPT-3.5": 0.183, "Vicuna-13B": 0.120}  # Recall@10, zero-shot
 
 

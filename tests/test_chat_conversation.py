@@ -4,6 +4,7 @@ are not answered by title words."""
 
 from __future__ import annotations
 
+from app.chat_retrieval import describes
 from evaluation.title_match import title_only
 
 
@@ -54,3 +55,24 @@ def test_the_seed_request_picks_no_film_for_a_title_word(api, api_service) -> No
 def test_runtime_cap_from_an_explicit_number(api) -> None:
     out = chat(api, message="a short movie, under 90 minutes", count=5)
     assert out["query"]["max_runtime"] == 90
+
+
+def test_popularity_tips_open_requests_but_not_described_ones(api_service) -> None:
+    """A request with words of its own ("a clever heist") ranks by those words; one with
+    none ("any comedies?") leans on what people watch now, so the popularity weight
+    changes the second and never the first."""
+    chat = api_service.chat()
+    funnel = api_service.funnel
+    described, _ = chat.understand("a clever crew pulls off a bank job", None, use_llm=False)
+    open_request, _ = chat.understand("any comedies?", None, use_llm=False)
+    assert describes(described) and not describes(open_request)
+    kept = chat.popular_weight
+    try:
+        scores = {}
+        for weight in (0.0, 8.0):
+            chat.popular_weight = weight
+            scores[weight] = [chat.request_ranking(funnel, q)[0] for q in (described, open_request)]
+    finally:
+        chat.popular_weight = kept
+    assert scores[0.0][0] == scores[8.0][0]
+    assert scores[0.0][1] != scores[8.0][1]

@@ -66,6 +66,13 @@ FUNCTION_WORDS = _words(_DATA["function_words"])
 # Greetings and small talk: a message made only of these (and generic/function words)
 # has no content to search ("Hello! Hi there, how are you?").
 SMALL_TALK_WORDS = _words(_DATA["small_talk_words"])
+# Words that only name a genre ("comedies", "thriller"): a request made of these and
+# filler describes nothing beyond its genre filter.
+GENRE_WORDS = frozenset(
+    phrase
+    for phrase, sense in LEXICON.items()
+    if " " not in phrase and sense.genres and not sense.mood
+)
 # Occasion phrases -> the mood they imply ("" = none): consumed, never matched to titles.
 CONTEXT_PHRASES: dict[str, str] = {str(k): str(v or "") for k, v in _DATA["context"].items()}
 COUNT_NOUNS = _words(_DATA["count_nouns"])
