@@ -46,13 +46,13 @@ PREFER_WEIGHT = 0.1
 QUALITY_WEIGHT = 0.1
 # Neighbours of the conversation's titles, relative to the request's text: chosen on
 # the tuning half of the ReDial dialogues (`marquee bench conversational`).
-SIMILAR_WEIGHT = 1.0
+SIMILAR_WEIGHT = 0.5
 # Popularity prior lift, in rank-1 units: chosen on the tuning half of the ReDial
 # dialogues (`marquee bench conversational`). It tips conversations with titles ("I
 # loved Shrek") and requests that describe nothing beyond a genre ("any comedies?"),
 # never a described request without titles: there it would outrank the description (validation
 # mood precision@10 fell from 0.515 to 0.23 with it, `marquee bench chat_quality`).
-POPULAR_WEIGHT = 4.0
+POPULAR_WEIGHT = 8.0
 
 
 @dataclass

@@ -85,14 +85,14 @@ def _item_moods(search: TextSearch, item_id: int, moods: Sequence[str]) -> tuple
 
 def standing(priors: Priors, item_id: int) -> str | None:
     """What sets a pick apart from the other matches of a broad request, in numbers the
-    catalog holds: "rated 4.2/5 by 310 viewers", or "much watched lately"."""
+    catalog holds: "rated 4.2/5 by 310 viewers", or "popular lately"."""
     quality = priors.quality
     if quality is not None and quality.lift(item_id) >= WELL_RATED:
         rated = quality.rated(item_id)
         if rated is not None and rated[1] >= MIN_RATINGS:
             return f"rated {rated[0]:.1f}/5 by {rated[1]} viewers"
     if priors.popular is not None and priors.popular.lift(item_id) >= MUCH_WATCHED:
-        return "much watched lately"
+        return "popular lately"
     return None
 
 

@@ -66,7 +66,7 @@ class Facts:
     keywords: tuple[str, ...] = ()  # the item's keywords that match the request's words
     moods: tuple[str, ...] = ()  # mood terms of the request
     source: str | None = None  # "your taste", "your request", "what people watch next"
-    standing: str | None = None  # "rated 4.2/5 by 310 viewers", "much watched lately"
+    standing: str | None = None  # "rated 4.2/5 by 310 viewers", "popular lately"
 
     def lines(self) -> list[str]:
         """The facts as the explain prompt lists them."""

@@ -70,7 +70,7 @@ def test_with_nothing_to_search_the_priors_order_by_their_weights(events) -> Non
 def test_a_reason_quotes_the_standing_that_sets_a_pick_apart(events) -> None:
     priors = Priors(QualityPrior.fit(events), RecentPopularity.fit(events, END + 1))
     assert standing(priors, 1) == "rated 5.0/5 by 500 viewers"
-    assert standing(priors, 2) == "much watched lately"  # 3 stars: not a rating to quote
+    assert standing(priors, 2) == "popular lately"  # 3 stars: not a rating to quote
     assert standing(priors, 3) is None  # 6 ratings: too few to quote
     reason = template(Facts(title="X", genres=("Comedy",), standing=standing(priors, 1)))
     assert reason == "Matches what you asked for: comedy; rated 5.0/5 by 500 viewers"
