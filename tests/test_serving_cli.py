@@ -114,12 +114,13 @@ def _worker_lines(log: str) -> list[str]:
     return [*said[:40], "...", *lines[-30:]]
 
 
-@pytest.mark.xfail(
-    reason="open: passes alone (98 s) but its serve process's worker applied nothing within "
-    "90 s in full-suite runs on a loaded 2-core machine, with no error logged; kept running "
-    "so the failure stays visible while it is investigated",
-    strict=False,
-)
+# Open: alone this passes (98 s), but in full-suite runs on a loaded 2-core machine the
+# serve process's worker applied nothing within 90 s, with no error logged. Until that is
+# understood, only that last step is reported as an expected failure (with the log);
+# serving, readiness and the feed still fail the test.
+WORKER_OPEN = "the serve process's worker applied nothing in 90 s (open, see the comment)"
+
+
 def test_marquee_serve_answers_feeds_and_consumes_events(
     serving_settings, ml100k_bundle, tmp_path: Path
 ) -> None:
@@ -166,10 +167,9 @@ def test_marquee_serve_answers_feeds_and_consumes_events(
                 ]
             )
             key = f"{prefix}:v1:recent:3"
-            assert wait_until(lambda: client.zcard(key) == 1, 90), (
-                "the serve process's worker never ran; its worker lines and log end:\n"
-                + "\n".join(_worker_lines(log_path.read_text()))
-            )
+            if not wait_until(lambda: client.zcard(key) == 1, 90):
+                lines = "\n".join(_worker_lines(log_path.read_text()))
+                pytest.xfail(f"{WORKER_OPEN}; its worker lines and log end:\n{lines}")
         finally:
             server.terminate()
             server.wait(timeout=30)
